@@ -1,0 +1,13 @@
+# Installs the agent software on Windows.
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+
+$Versions = @{
+    'terraform' = 'latest'
+}
+
+function Write-AibLog([string]$Component, [string]$Status, [string]$Version, [int]$Seconds) {
+    Write-Output "[aib] component=$Component status=$Status version=$Version seconds=$Seconds"
+}
+
+Write-AibLog -Component 'initialize' -Status 'start' -Version $Versions['terraform'] -Seconds 0
