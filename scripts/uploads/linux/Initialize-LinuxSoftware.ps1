@@ -126,7 +126,7 @@ function Get-NativeOutput {
     return [pscustomobject]@{ ExitCode = $code; Lines = $lines }
 }
 
-# Runs a script block until it succeeds, waiting 5, 10, 20… seconds between attempts: downloads
+# Runs a script block until it succeeds, waiting 5, 10, 20... seconds between attempts: downloads
 # and calls to package indexes go through it.
 function Invoke-WithRetry {
     param(

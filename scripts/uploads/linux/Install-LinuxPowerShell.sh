@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install-LinuxPowerShell.sh — installs PowerShell 7 from Microsoft's package repository for the
+# Install-LinuxPowerShell.sh - installs PowerShell 7 from Microsoft's package repository for the
 # running Ubuntu release. It runs first in a Linux image build (Image Builder "Shell" step), because
 # every later step (Initialize-LinuxSoftware.ps1) is a PowerShell script.
 #
@@ -38,7 +38,7 @@ current_component=""
 component_started=0
 wanted=""
 
-# log COMPONENT STATUS VERSION SECONDS — the one log line format.
+# log COMPONENT STATUS VERSION SECONDS - the one log line format.
 log() {
   printf '[aib] component=%s status=%s version=%s seconds=%s\n' "$1" "$2" "$3" "$4"
 }
@@ -55,7 +55,7 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# retry ATTEMPTS COMMAND... — runs COMMAND until it succeeds, waiting 5, 10, 20… seconds between
+# retry ATTEMPTS COMMAND... - runs COMMAND until it succeeds, waiting 5, 10, 20... seconds between
 # attempts; downloads and apt's network calls go through it.
 retry() {
   local attempts=$1 attempt=1 delay=5
@@ -72,13 +72,13 @@ retry() {
   done
 }
 
-# installed_version PACKAGE — the installed version of a Debian package, or nothing.
+# installed_version PACKAGE - the installed version of a Debian package, or nothing.
 installed_version() {
   dpkg-query -W --showformat='${Status}|${Version}' "$1" 2>/dev/null |
     awk -F'|' '$1 == "install ok installed" { print $2 }'
 }
 
-# resolve_version PACKAGE WANTED — the repository's version string for WANTED ('latest' = the
+# resolve_version PACKAGE WANTED - the repository's version string for WANTED ('latest' = the
 # candidate apt would install); fails when the repository does not offer it.
 resolve_version() {
   local package=$1 wanted=$2 found
@@ -96,7 +96,7 @@ resolve_version() {
   printf '%s\n' "$found"
 }
 
-# add_microsoft_repository — packages-microsoft-prod.deb for this Ubuntu release, once.
+# add_microsoft_repository - packages-microsoft-prod.deb for this Ubuntu release, once.
 add_microsoft_repository() {
   # shellcheck source=/dev/null
   . /etc/os-release
@@ -112,7 +112,7 @@ add_microsoft_repository() {
   retry 5 "${SUDO[@]}" apt-get update -q
 }
 
-# write_manifest NAME VERSION WANTED — adds or replaces one component in the image manifest. The
+# write_manifest NAME VERSION WANTED - adds or replaces one component in the image manifest. The
 # JSON is written by pwsh, which this script has just installed, so no jq is needed.
 write_manifest() {
   "${SUDO[@]}" mkdir -p "$(dirname "$MANIFEST")"
