@@ -22,7 +22,10 @@ declare -A VERSIONS=(
 )
 # -------------------------------------------------------------------------------------------------
 
-readonly MANIFEST=/etc/aib/image-manifest.json
+# The environment may move these (the tests do); the defaults are what an image build uses.
+readonly MANIFEST=${AIB_MANIFEST:-/etc/aib/image-manifest.json}
+readonly OS_RELEASE=${AIB_OS_RELEASE:-/etc/os-release}
+readonly RETRY_DELAY_SECONDS=${AIB_RETRY_DELAY_SECONDS:-5}
 readonly SCRIPT_NAME=Install-LinuxPowerShell.sh
 WORK_DIR=$(mktemp -d /tmp/aib-pwsh.XXXXXX)
 readonly WORK_DIR
@@ -56,9 +59,10 @@ on_exit() {
 trap on_exit EXIT
 
 # retry ATTEMPTS COMMAND... - runs COMMAND until it succeeds, waiting 5, 10, 20... seconds between
-# attempts; downloads and apt's network calls go through it.
+# attempts (AIB_RETRY_DELAY_SECONDS sets the first wait); downloads and apt's network calls go
+# through it.
 retry() {
-  local attempts=$1 attempt=1 delay=5
+  local attempts=$1 attempt=1 delay=$RETRY_DELAY_SECONDS
   shift
   until "$@"; do
     if [ "$attempt" -ge "$attempts" ]; then
@@ -99,9 +103,9 @@ resolve_version() {
 # add_microsoft_repository - packages-microsoft-prod.deb for this Ubuntu release, once.
 add_microsoft_repository() {
   # shellcheck source=/dev/null
-  . /etc/os-release
+  . "$OS_RELEASE"
   if [ "${ID:-}" != ubuntu ]; then
-    printf '[aib] error: this script supports Ubuntu; /etc/os-release says ID=%s\n' "${ID:-unknown}" >&2
+    printf '[aib] error: this script supports Ubuntu; %s says ID=%s\n' "$OS_RELEASE" "${ID:-unknown}" >&2
     return 1
   fi
   if [ -z "$(installed_version packages-microsoft-prod)" ]; then
