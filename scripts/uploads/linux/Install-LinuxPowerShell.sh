@@ -78,7 +78,8 @@ retry() {
 
 # installed_version PACKAGE - the installed version of a Debian package, or nothing.
 installed_version() {
-  dpkg-query -W --showformat='${Status}|${Version}' "$1" 2>/dev/null |
+  # dpkg-query exits 1 for a package that was never installed: that is an answer, not an error.
+  { dpkg-query -W --showformat='${Status}|${Version}' "$1" 2>/dev/null || true; } |
     awk -F'|' '$1 == "install ok installed" { print $2 }'
 }
 
