@@ -124,3 +124,29 @@ def test_convention_check_flags_a_broken_copy(tree_copy: Path, relative: str, ol
     script = break_copy(tree_copy, relative, old, new)
     problems = script_checks.convention_problems(script)
     assert any(expected in p for p in problems), problems
+
+
+def shared_block(text: str, header: str) -> str | None:
+    """The section that starts with the line `header` and ends before the next `# --- ` line."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(header)]
+    if not starts:
+        return None
+    end = next((i for i in range(starts[0] + 1, len(lines)) if lines[i].startswith("# --- ")), len(lines))
+    return "\n".join(lines[starts[0]:end])
+
+
+SHARED_BLOCKS = [
+    ("# --- Helpers (the same in every aib customization script", [p for p in SCRIPTS if p.suffix == ".ps1"]),
+    ("# --- PowerShell modules and Azure CLI extensions (the same in both", [p for p in SCRIPTS if p.name.startswith("Initialize-")]),
+]
+
+
+@pytest.mark.parametrize(("header", "scripts"), SHARED_BLOCKS, ids=["helpers", "modules-and-extensions"])
+def test_shared_powershell_blocks_are_identical_in_every_script(header: str, scripts: list[Path]) -> None:
+    """Each script is uploaded alone, so helpers are copied; the copies must not drift apart."""
+    assert len(scripts) >= 2
+    blocks = {p.name: shared_block(p.read_text(encoding="utf-8"), header) for p in scripts}
+    assert all(blocks.values()), [name for name, block in blocks.items() if not block]
+    first = next(iter(blocks.values()))
+    assert [name for name, block in blocks.items() if block != first] == []

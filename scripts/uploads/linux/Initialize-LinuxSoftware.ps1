@@ -66,7 +66,8 @@ $WorkDir = Join-Path ([IO.Path]::GetTempPath()) "aib-initialize-$PID"
 
 # Installing packages and AllUsers modules needs root: re-run as root when started without it.
 if ((& id -u) -ne '0') {
-    & sudo --preserve-env pwsh -NoProfile -NonInteractive -File $PSCommandPath
+    # -H: root's own home, so caches and settings never land root-owned in the builder's home.
+    & sudo -H pwsh -NoProfile -NonInteractive -File $PSCommandPath
     exit $LASTEXITCODE
 }
 
@@ -403,14 +404,20 @@ function Install-AptComponent {
         [Parameter(Mandatory)][string]$Name,
         [Parameter(Mandatory)][string]$Package,
         [Parameter(Mandatory)][string]$Wanted,
+        # The version asked of apt when it differs from the table's (a .NET channel is a package name).
+        [string]$AptWanted,
         [string[]]$ExtraPackages = @(),
         [scriptblock]$Repository
     )
-    # The script blocks see $Package, $ExtraPackages and $Repository through PowerShell's dynamic
-    # scoping: they run inside Invoke-Component, called from here.
+    if (-not $AptWanted) { $AptWanted = $Wanted }
+    # The script blocks see $Package, $AptWanted, $ExtraPackages and $Repository through
+    # PowerShell's dynamic scoping: they run inside Invoke-Component, called from here.
     Invoke-Component -Name $Name -Wanted $Wanted `
         -Installed { Get-AptInstalledVersion -Package $Package } `
-        -Resolve { param($w) if ($Repository) { & $Repository }; Resolve-AptVersion -Package $Package -Wanted $w } `
+        -Resolve {
+            if ($Repository) { & $Repository }
+            Resolve-AptVersion -Package $Package -Wanted $AptWanted
+        } `
         -Install {
             param($version)
             $packages = @("$Package=$version") + $ExtraPackages
@@ -444,9 +451,10 @@ $dotnetPin = {
         }
     }
 }
-Install-AptComponent -Name 'dotnet-sdk' -Package "dotnet-sdk-$($Versions['dotnet-sdk'])" -Wanted 'latest' -Repository $dotnetPin
-Install-AptComponent -Name 'dotnet-runtime' -Package "dotnet-runtime-$($Versions['dotnet-runtime'])" -Wanted 'latest' `
-    -ExtraPackages @("aspnetcore-runtime-$($Versions['dotnet-runtime'])") -Repository $dotnetPin
+Install-AptComponent -Name 'dotnet-sdk' -Package "dotnet-sdk-$($Versions['dotnet-sdk'])" -Wanted $Versions['dotnet-sdk'] `
+    -AptWanted 'latest' -Repository $dotnetPin
+Install-AptComponent -Name 'dotnet-runtime' -Package "dotnet-runtime-$($Versions['dotnet-runtime'])" -Wanted $Versions['dotnet-runtime'] `
+    -AptWanted 'latest' -ExtraPackages @("aspnetcore-runtime-$($Versions['dotnet-runtime'])") -Repository $dotnetPin
 
 Invoke-Component -Name 'nuget-source' -Wanted $Versions['nuget-source'] `
     -Installed {

@@ -406,11 +406,14 @@ Invoke-Component -Name 'chocolatey' -Wanted $Versions['chocolatey'] `
             }
         }
         else {
-            # The official installer honours $env:chocolateyVersion.
+            # The official installer honours $env:chocolateyVersion. It runs in its own process,
+            # away from this script's strict mode, and its exit code is checked.
             if ($version -ne 'latest') { $env:chocolateyVersion = $version }
             $installer = Join-Path $WorkDir 'install-chocolatey.ps1'
             Invoke-Download -Uri 'https://community.chocolatey.org/install.ps1' -OutFile $installer
-            & $installer
+            Invoke-Native -FilePath powershell.exe -ArgumentList @(
+                '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', $installer
+            )
         }
         Update-SessionPath
     }

@@ -236,6 +236,8 @@ Invoke-Component -Name 'powershell' -Wanted $Versions['powershell'] `
         $info = Invoke-WithRetry -Description 'look up the current PowerShell release' -ScriptBlock {
             Invoke-RestMethod -Uri 'https://aka.ms/pwsh-buildinfo-stable' -UseBasicParsing
         }
+        # The file may come back as text rather than parsed JSON, depending on its content type.
+        if ($info -is [string]) { $info = $info | ConvertFrom-Json }
         return ([string]$info.ReleaseTag).TrimStart('v')
     } `
     -Install {
