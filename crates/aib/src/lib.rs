@@ -7,5 +7,7 @@
 //! anything reaches the user) and [`exit`] (the one mapping from outcomes to exit codes).
 #![deny(missing_docs)]
 
+pub mod env_vars;
 pub mod exit;
 pub mod secret;
+pub mod report;

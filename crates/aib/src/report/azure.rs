@@ -1,0 +1,256 @@
+//! The Azure Pipelines backend: `##[group]` and `##vso[…]` logging commands on stdout.
+//!
+//! Issues are `##vso[task.logissue]`, secrets `##vso[task.setsecret]`, outputs
+//! `##vso[task.setvariable …;isOutput=true]`, progress `##vso[task.setprogress]`. The job summary
+//! is collected and, at [`Reporter::finish`], written to the file given at construction and
+//! attached with `##vso[task.uploadsummary]` (one attachment per run rather than one per call,
+//! since each attachment becomes its own section). This file never reads the environment.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use super::escape::{azure_data, azure_line, azure_property};
+use super::github::check_output_name;
+use super::progress::Tracker;
+use super::text::{Steps, lines, one_line};
+use super::{
+    Annotation, Clock, Level, Masker, Output, ProgressId, ReportError, Reporter, StepStatus,
+    SystemClock, Unit, lock,
+};
+use crate::secret::Secret;
+
+/// Reports to an Azure Pipelines log.
+pub struct AzurePipelines {
+    state: Mutex<State>,
+    summary_file: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+}
+
+struct State {
+    out: Output,
+    masker: Masker,
+    depth: usize,
+    steps: Steps,
+    progress: Tracker,
+    summary: String,
+    summary_sent: bool,
+}
+
+impl State {
+    /// Writes one command line as it is (already masked and escaped).
+    fn command(&mut self, line: &str) {
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    /// Writes free text: masked, split into lines, each guarded against carrying a command.
+    fn text(&mut self, text: &str) {
+        let masked = self.masker.mask(text).into_owned();
+        for line in lines(&masked) {
+            let _ = writeln!(self.out, "{}", azure_line(line));
+        }
+    }
+}
+
+impl AzurePipelines {
+    /// Writes commands to `out` (stdout on an agent); the summary goes to `summary_file`, a path
+    /// in the agent's temporary directory whose file name is the summary's title (without it,
+    /// the summary is dropped).
+    pub fn new(out: Output, summary_file: Option<PathBuf>) -> Self {
+        AzurePipelines {
+            state: Mutex::new(State {
+                out,
+                masker: Masker::new(),
+                depth: 0,
+                steps: Steps::default(),
+                progress: Tracker::default(),
+                summary: String::new(),
+                summary_sent: false,
+            }),
+            summary_file,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Uses `clock` for step durations.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// Renders `##vso[area.action key=value;…]message`, leaving out properties without a value.
+fn command(action: &str, properties: &[(&str, Option<String>)], message: &str) -> String {
+    let props: String = properties
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().filter(|v| !v.is_empty()).map(|v| (k, v)))
+        .map(|(k, v)| format!("{k}={};", azure_property(v)))
+        .collect();
+    let sep = if props.is_empty() { "" } else { " " };
+    format!("##vso[{action}{sep}{props}]{}", azure_data(message))
+}
+
+impl Reporter for AzurePipelines {
+    fn step_start(&self, name: &str) {
+        let mut st = lock(&self.state);
+        let line = st.steps.start(name, self.clock.now());
+        st.text(&line);
+    }
+
+    fn step_end(&self, name: &str, status: StepStatus) {
+        let mut st = lock(&self.state);
+        let line = st.steps.end(name, status, self.clock.now());
+        st.text(&line);
+    }
+
+    fn group_start(&self, title: &str) {
+        let mut st = lock(&self.state);
+        let title = one_line(&st.masker.mask(title));
+        if st.depth == 0 {
+            st.command(&format!("##[group]{title}"));
+        } else {
+            st.text(&format!("▸ {title}"));
+        }
+        st.depth += 1;
+    }
+
+    fn group_end(&self) {
+        let mut st = lock(&self.state);
+        if st.depth == 1 {
+            st.command("##[endgroup]");
+        }
+        st.depth = st.depth.saturating_sub(1);
+    }
+
+    fn progress_start(&self, title: &str, unit: Unit) -> ProgressId {
+        let mut st = lock(&self.state);
+        let (id, line) = st.progress.start(title, unit);
+        st.text(&line);
+        id
+    }
+
+    fn progress(&self, id: ProgressId, done: u64, total: u64, message: &str) {
+        let mut st = lock(&self.state);
+        let update = st.progress.progress(id, done, total, message);
+        if let Some(percent) = update.percent {
+            let title = st.masker.mask(&update.title).into_owned();
+            st.command(&command(
+                "task.setprogress",
+                &[("value", Some(percent.to_string()))],
+                &title,
+            ));
+        }
+        if let Some(line) = update.line {
+            st.text(&line);
+        }
+    }
+
+    fn status(&self, id: ProgressId, text: &str) {
+        let mut st = lock(&self.state);
+        if let Some(line) = st.progress.status(id, text) {
+            st.text(&line);
+        }
+    }
+
+    fn progress_finish(&self, id: ProgressId, message: &str) {
+        let mut st = lock(&self.state);
+        if let Some(line) = st.progress.finish(id, message) {
+            st.text(&line);
+        }
+    }
+
+    fn annotate(&self, a: &Annotation) {
+        let mut st = lock(&self.state);
+        let file = a.file.as_deref().map(|f| st.masker.mask(f).into_owned());
+        let message = st.masker.mask(&a.message).into_owned();
+        let kind = match a.level {
+            Level::Error => "error",
+            Level::Warning => "warning",
+            // Azure Pipelines has no notice issue: a plain line, with the position in front.
+            Level::Notice => {
+                let at = match (&file, a.line, a.col) {
+                    (Some(f), Some(l), Some(c)) => format!("{f}:{l}:{c}: "),
+                    (Some(f), Some(l), None) => format!("{f}:{l}: "),
+                    (Some(f), None, _) => format!("{f}: "),
+                    (None, ..) => String::new(),
+                };
+                st.text(&format!("notice: {at}{message}"));
+                return;
+            }
+        };
+        let line = command(
+            "task.logissue",
+            &[
+                ("type", Some(kind.to_owned())),
+                ("sourcepath", file),
+                ("linenumber", a.line.map(|n| n.to_string())),
+                ("columnnumber", a.col.map(|n| n.to_string())),
+            ],
+            &message,
+        );
+        st.command(&line);
+    }
+
+    fn info(&self, line: &str) {
+        lock(&self.state).text(line);
+    }
+
+    fn output(&self, name: &str, value: &str) -> Result<(), ReportError> {
+        check_output_name(name)?;
+        let mut st = lock(&self.state);
+        let value = st.masker.mask(value).into_owned();
+        let props = [
+            ("variable", Some(name.to_owned())),
+            ("isOutput", Some("true".to_owned())),
+        ];
+        st.command(&command("task.setvariable", &props, &value));
+        Ok(())
+    }
+
+    fn secret(&self, value: &Secret) {
+        let mut st = lock(&self.state);
+        for piece in st.masker.add(value.expose()) {
+            st.command(&command("task.setsecret", &[], &piece));
+        }
+    }
+
+    fn summary(&self, markdown: &str) -> Result<(), ReportError> {
+        let mut st = lock(&self.state);
+        st.summary.push_str(markdown);
+        if !st.summary.ends_with('\n') {
+            st.summary.push('\n');
+        }
+        Ok(())
+    }
+
+    fn outcome(&self, _outcome: serde_json::Value) {}
+
+    fn finish(&self) -> Result<(), ReportError> {
+        let mut st = lock(&self.state);
+        while st.depth > 0 {
+            st.depth -= 1;
+            if st.depth == 0 {
+                st.command("##[endgroup]");
+            }
+        }
+        if let Some(path) = self.summary_file.as_ref()
+            && !st.summary.is_empty()
+            && !st.summary_sent
+        {
+            let text = st.masker.mask(&st.summary).into_owned();
+            let written = match path.parent() {
+                Some(dir) => std::fs::create_dir_all(dir),
+                None => Ok(()),
+            }
+            .and_then(|()| std::fs::write(path, text));
+            written.map_err(|source| ReportError::File {
+                path: path.clone(),
+                source,
+            })?;
+            let path = st.masker.mask(&path.to_string_lossy()).into_owned();
+            st.command(&command("task.uploadsummary", &[], &path));
+            st.summary_sent = true;
+        }
+        st.out.flush().map_err(ReportError::Write)
+    }
+}
