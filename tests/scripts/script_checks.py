@@ -81,7 +81,11 @@ def shellcheck_problems(scripts: list[Path]) -> list[str]:
 
 
 def powershell_parse_problems(script: Path) -> list[str]:
-    """Syntax errors in a .ps1: every ERROR or MISSING node of the tree-sitter parse, with its line."""
+    """Syntax errors in a .ps1: every ERROR or MISSING node of the tree-sitter parse, with its line.
+
+    tree-sitter-powershell 0.26.4 also rejects two things PowerShell accepts: an empty script block
+    (`{}`) and a bare-word list as a command argument (`-Name a, b`). Write `$null`-checks instead of
+    empty blocks and `@('a', 'b')` for lists; the scripts are clearer that way anyway."""
     import tree_sitter
     import tree_sitter_powershell
 

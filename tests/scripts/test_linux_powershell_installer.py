@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do if [ "$1" = -o ]; then echo deb > "$2"; fi; shift; done
 """,
     "dpkg": """
 echo "$*" >> "$STATE/dpkg.calls"
-[ "$1" = -i ] && echo 1.1 > "$STATE/installed.packages-microsoft-prod"
+case " $* " in *" -i "*) echo 1.1 > "$STATE/installed.packages-microsoft-prod" ;; esac
 exit 0
 """,
     "dpkg-query": """
@@ -124,10 +124,15 @@ def test_fresh_machine_gets_the_repository_and_the_newest_powershell(machine) ->
     assert "-i" in run.calls("dpkg")
     assert "powershell=7.4.6-1.deb" in run.calls("apt-get")
     assert "clean" in run.calls("apt-get").splitlines()[-1]
+    assert "-o DPkg::Lock::Timeout=600 install" in run.calls("apt-get"), "apt waits for a boot-time dpkg lock"
     lines = run.log_lines()
     assert all(LOG_LINE.match(line) for line in lines), lines
     assert lines[0] == "[aib] component=powershell status=start version=latest seconds=0"
     assert re.match(r"^\[aib\] component=powershell status=done version=7\.4\.6-1\.deb seconds=\d+$", lines[1]), lines
+    assert [line.split(" seconds=")[0] for line in lines[2:]] == [
+        "[aib] component=cleanup status=start version=apt-cache",
+        "[aib] component=cleanup status=done version=apt-cache",
+    ]
     manifest = (run.state / "manifest.env").read_text()
     assert "AIB_NAME=powershell" in manifest and "AIB_VERSION=7.4.6-1.deb" in manifest and "AIB_WANTED=latest" in manifest
 

@@ -62,6 +62,8 @@ $ManifestOs = 'linux'
 # /etc/environment) so the agent's user sees them, not only the user that built the image.
 $AzExtensionDir = '/opt/aib/az-cliextensions'
 $ScriptName = 'Initialize-LinuxSoftware.ps1'
+# A fresh VM often runs unattended-upgrades at boot: apt waits for its dpkg lock instead of failing.
+$AptLockWait = @('-o', 'DPkg::Lock::Timeout=600')
 $WorkDir = Join-Path ([IO.Path]::GetTempPath()) "aib-initialize-$PID"
 
 # Installing packages and AllUsers modules needs root: re-run as root when started without it.
@@ -340,7 +342,7 @@ function Get-OsRelease {
 
 function Update-AptIndex {
     if ($script:AptUpdateNeeded) {
-        Invoke-WithRetry -Description 'apt-get update' -ScriptBlock { Invoke-Native -FilePath apt-get -ArgumentList @('update', '-q') }
+        Invoke-WithRetry -Description 'apt-get update' -ScriptBlock { Invoke-Native -FilePath apt-get -ArgumentList (@($AptLockWait) + @('update', '-q')) }
         $script:AptUpdateNeeded = $false
     }
 }
@@ -422,7 +424,7 @@ function Install-AptComponent {
             param($version)
             $packages = @("$Package=$version") + $ExtraPackages
             Invoke-WithRetry -Description "apt-get install $Package" -Attempts 3 -ScriptBlock {
-                Invoke-Native -FilePath apt-get -ArgumentList (@('install', '-y', '-q', '--no-install-recommends') + $packages)
+                Invoke-Native -FilePath apt-get -ArgumentList (@($AptLockWait) + @('install', '-y', '-q', '--no-install-recommends') + $packages)
             }
         }
 }
@@ -495,8 +497,8 @@ Invoke-Native -FilePath chmod -ArgumentList @('-R', 'a+rX', $AzExtensionDir)
 
 # --- Clean up: keep the image small -------------------------------------------------------------
 Invoke-Step -Name 'cleanup' -Version 'package-caches' -ScriptBlock {
-    Invoke-Native -FilePath apt-get -ArgumentList @('autoremove', '-y', '-q')
-    Invoke-Native -FilePath apt-get -ArgumentList @('clean')
+    Invoke-Native -FilePath apt-get -ArgumentList (@($AptLockWait) + @('autoremove', '-y', '-q'))
+    Invoke-Native -FilePath apt-get -ArgumentList (@($AptLockWait) + @('clean'))
     Invoke-Native -FilePath dotnet -ArgumentList @('nuget', 'locals', 'all', '--clear')
     Remove-Item -LiteralPath $WorkDir -Recurse -Force -ErrorAction SilentlyContinue
 }

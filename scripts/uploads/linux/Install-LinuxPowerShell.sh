@@ -27,6 +27,8 @@ readonly MANIFEST=${AIB_MANIFEST:-/etc/aib/image-manifest.json}
 readonly OS_RELEASE=${AIB_OS_RELEASE:-/etc/os-release}
 readonly RETRY_DELAY_SECONDS=${AIB_RETRY_DELAY_SECONDS:-5}
 readonly SCRIPT_NAME=Install-LinuxPowerShell.sh
+# A fresh VM often runs unattended-upgrades at boot: wait for its dpkg lock instead of failing.
+readonly APT_LOCK_WAIT=(-o DPkg::Lock::Timeout=600)
 WORK_DIR=$(mktemp -d /tmp/aib-pwsh.XXXXXX)
 readonly WORK_DIR
 export DEBIAN_FRONTEND=noninteractive
@@ -112,9 +114,9 @@ add_microsoft_repository() {
   if [ -z "$(installed_version packages-microsoft-prod)" ]; then
     retry 5 curl -fsSL -o "$WORK_DIR/packages-microsoft-prod.deb" \
       "https://packages.microsoft.com/config/ubuntu/${VERSION_ID}/packages-microsoft-prod.deb"
-    "${SUDO[@]}" dpkg -i "$WORK_DIR/packages-microsoft-prod.deb"
+    "${SUDO[@]}" dpkg --force-confold -i "$WORK_DIR/packages-microsoft-prod.deb"
   fi
-  retry 5 "${SUDO[@]}" apt-get update -q
+  retry 5 "${SUDO[@]}" apt-get "${APT_LOCK_WAIT[@]}" update -q
 }
 
 # write_manifest NAME VERSION WANTED - adds or replaces one component in the image manifest. The
@@ -146,7 +148,7 @@ installed=$(installed_version powershell)
 if [ "$installed" = "$target" ]; then
   log powershell skipped "$installed" $((SECONDS - component_started))
 else
-  retry 3 "${SUDO[@]}" apt-get install -y -q --no-install-recommends "powershell=$target"
+  retry 3 "${SUDO[@]}" apt-get "${APT_LOCK_WAIT[@]}" install -y -q --no-install-recommends "powershell=$target"
   installed=$(installed_version powershell)
   log powershell "done" "$installed" $((SECONDS - component_started))
 fi
@@ -158,5 +160,7 @@ write_manifest powershell "$installed" "$wanted"
 current_component=cleanup
 component_started=$SECONDS
 wanted=apt-cache
-"${SUDO[@]}" apt-get clean
+log cleanup start "$wanted" 0
+"${SUDO[@]}" apt-get "${APT_LOCK_WAIT[@]}" clean
+log cleanup "done" "$wanted" $((SECONDS - component_started))
 current_component=""
