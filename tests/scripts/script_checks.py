@@ -66,7 +66,7 @@ def shellcheck_problems(scripts: list[Path]) -> list[str]:
     if not scripts:
         return []
     run = subprocess.run(
-        [tool("shellcheck"), "--format=gcc", "--shell=bash", *map(str, scripts)],
+        [tool("shellcheck"), "--format=gcc", *map(str, scripts)],
         capture_output=True,
         text=True,
         check=False,
