@@ -104,6 +104,57 @@ def powershell_parse_problems(script: Path) -> list[str]:
     return sorted(set(problems), key=lambda p: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", p)])
 
 
+def embedded_powershell(script: Path) -> list[tuple[int, str]]:
+    """The PowerShell programs a bash script passes to `pwsh ... -Command '...'`, with the line
+    each starts on, so they get the same parse check as the .ps1 files."""
+    text = script.read_text(encoding="utf-8")
+    return [
+        (text[: match.start(1)].count("\n") + 1, match.group(1))
+        for match in re.finditer(r"pwsh\b[^'\n]*-Command '([^']*)'", text)
+    ]
+
+
+def embedded_powershell_problems(script: Path, scratch: Path) -> list[str]:
+    """Parse problems of the PowerShell embedded in a bash script, with the bash file's lines."""
+    problems: list[str] = []
+    for index, (first_line, program) in enumerate(embedded_powershell(script)):
+        snippet = scratch / f"{script.stem}.embedded-{index}.ps1"
+        snippet.write_text(program, encoding="utf-8")
+        for problem in powershell_parse_problems(snippet):
+            found = re.match(r".*?\.ps1:(\d+):(\d+): (.*)$", problem)
+            line = first_line + int(found.group(1)) - 1 if found else first_line
+            problems.append(f"{script}:{line}: in the embedded PowerShell: {found.group(3) if found else problem}")
+    return problems
+
+
+# --- Windows PowerShell 5.1 -------------------------------------------------------------------------
+
+# Image Builder runs Windows scripts with Windows PowerShell 5.1, which lacks these PowerShell 7 features.
+PS7_ONLY = {
+    r"\?\?=?": "the ?? / ??= operators",
+    r"\?\.": "the ?. operator",
+    r"(?<![|&])&&(?!&)|\|\|": "the && / || pipeline chain operators",
+    r"(?i)\butf8NoBOM\b": "-Encoding utf8NoBOM",
+    r"(?i)ForEach-Object\s+-Parallel\b": "ForEach-Object -Parallel",
+    r"(?i)-AsHashtable\b": "ConvertFrom-Json -AsHashtable",
+    r"(?i)\$Is(Windows|Linux|MacOS)\b": "the $IsWindows / $IsLinux variables",
+    r"(?i)#Requires\s+-Version\s+[6-9]": "#Requires -Version 6 or later",
+}
+
+
+def windows_powershell_problems(script: Path) -> list[str]:
+    """PowerShell 7-only syntax in a script that Windows PowerShell 5.1 runs."""
+    problems: list[str] = []
+    text = re.sub(r"<#.*?#>", lambda m: "\n" * m.group(0).count("\n"), script.read_text(encoding="utf-8"), flags=re.S)
+    for number, line in enumerate(text.splitlines(), 1):
+        code = re.sub(r"'[^']*'|\"[^\"]*\"", "''", line)  # string contents are not syntax
+        code = code.split("#", 1)[0] if not code.lstrip().startswith("#Requires") else code
+        for pattern, what in PS7_ONLY.items():
+            if re.search(pattern, code):
+                problems.append(f"{script}:{number}: {what} needs PowerShell 7; Windows PowerShell 5.1 runs this script")
+    return problems
+
+
 # --- encodings and line endings ---------------------------------------------------------------------
 
 
