@@ -107,7 +107,7 @@ impl Reporter for AzurePipelines {
         let mut st = lock(&self.state);
         let title = one_line(&st.masker.mask(title));
         if st.depth == 0 {
-            st.command(&format!("##[group]{title}"));
+            st.command(&format!("##[group]{}", azure_line(&title)));
         } else {
             st.text(&format!("▸ {title}"));
         }

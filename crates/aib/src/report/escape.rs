@@ -40,13 +40,14 @@ pub fn azure_property(value: &str) -> String {
 }
 
 /// A plain GitHub log line: the runner treats a line whose trimmed text starts with `::` as a
-/// command, so such a line gets a zero-width space in front (not whitespace to the runner, and
-/// invisible in the log).
+/// command, and also still parses the older `##[name …]` form, so such text gets a zero-width
+/// space (not whitespace to the runner, invisible in the log) where it would start a command.
 pub fn github_line(line: &str) -> String {
+    let line = line.replace("##[", "##\u{200B}[");
     if line.trim_start().starts_with("::") {
         format!("\u{200B}{line}")
     } else {
-        line.to_owned()
+        line
     }
 }
 

@@ -6,27 +6,30 @@
 //! a person watching still sees what happens. Secrets are masked in both.
 
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::github::check_output_name;
-use super::text::lines;
+use super::text::{Steps, lines};
 use super::{
-    Annotation, Masker, Output, ProgressId, ReportError, Reporter, StepStatus, Unit, lock,
+    Annotation, Clock, Masker, Output, ProgressId, ReportError, Reporter, StepStatus, SystemClock,
+    Unit, lock,
 };
 use crate::secret::Secret;
 
 /// Reports as one JSON document.
 pub struct Json {
     state: Mutex<State>,
+    clock: Arc<dyn Clock>,
 }
 
 struct State {
     out: Output,
     log: Output,
     masker: Masker,
+    steps: Steps,
     next_progress: u64,
     document: Document,
     printed: bool,
@@ -70,25 +73,35 @@ impl Json {
                 out,
                 log,
                 masker: Masker::new(),
+                steps: Steps::default(),
                 next_progress: 0,
                 document: Document::default(),
                 printed: false,
             }),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Uses `clock` for step durations in the log.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
 impl Reporter for Json {
     fn step_start(&self, name: &str) {
-        lock(&self.state).log(&format!("▶ {name}"));
+        let mut st = lock(&self.state);
+        let line = st.steps.start(name, self.clock.now());
+        st.log(&line);
     }
 
     fn step_end(&self, name: &str, status: StepStatus) {
         let mut st = lock(&self.state);
-        st.document.steps.push(StepResult {
-            name: name.to_owned(),
-            status,
-        });
+        let line = st.steps.end(name, status, self.clock.now());
+        st.log(&line);
+        let name = name.to_owned();
+        st.document.steps.push(StepResult { name, status });
     }
 
     fn group_start(&self, _title: &str) {}

@@ -12,6 +12,32 @@
 //! Every backend masks every registered secret with `***` in everything it writes, and announces
 //! the secret to the CI (`::add-mask::`, `##vso[task.setsecret]`) before any line that could
 //! contain it. Escaping for each CI lives in [`escape`] only.
+//!
+//! ```
+//! use aib::report::{Annotation, Capture, GitHub, GitHubFiles, Reporter, Unit, report_error};
+//! use aib::secret::Secret;
+//!
+//! let log = Capture::new();
+//! let reporter: std::sync::Arc<dyn Reporter> =
+//!     std::sync::Arc::new(GitHub::new(log.writer(), GitHubFiles::default()));
+//! reporter.secret(&Secret::new("s3cr3t"));
+//! {
+//!     let _group = reporter.group("Upload");
+//!     let id = reporter.progress_start("Uploading", Unit::Items);
+//!     reporter.progress(id, 1, 1, "a.sh");
+//!     reporter.progress_finish(id, "1 uploaded");
+//! }
+//! reporter.annotate(&Annotation::error("bad s3cr3t").at("p.json", Some(3), Some(7)));
+//! let err = std::io::Error::other("denied");
+//! report_error(&*reporter, &err, Some("check the role assignment"));
+//! reporter.finish()?;
+//! assert_eq!(
+//!     log.text(),
+//!     "::add-mask::s3cr3t\n::group::Upload\nUploading...\nUploading: 1 uploaded\n::endgroup::\n\
+//!      ::error file=p.json,line=3,col=7::bad ***\n::error::denied%0Ahint: check the role assignment\n"
+//! );
+//! # Ok::<(), aib::report::ReportError>(())
+//! ```
 
 mod azure;
 mod clock;

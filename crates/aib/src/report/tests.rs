@@ -324,8 +324,8 @@ fn group_closes_when_the_work_panics() {
 fn json_prints_one_masked_document_at_finish() {
     let out = Capture::new();
     let log = Capture::new();
-    let r = Json::new(out.writer(), log.writer());
     let clock = clock();
+    let r = Json::new(out.writer(), log.writer()).with_clock(clock.clone());
     story(&r, &clock);
     r.output("templateName", "img-1").unwrap();
     r.outcome(serde_json::json!({"template": "img-1", "token": "tok3n"}));
@@ -365,7 +365,8 @@ fn json_prints_one_masked_document_at_finish() {
     );
     assert_eq!(
         log.text(),
-        "▶ upload-scripts\nwarning: name, with: colon\nand 100% more\n",
+        "▶ upload-scripts\nwarning: name, with: colon\nand 100% more\n\
+         ✔ upload-scripts succeeded in 4.2s\n",
         "progress is hidden, people still see lines"
     );
 }
@@ -470,4 +471,58 @@ fn interactive_terminal_prints_lines_above_bars() {
     r.progress_finish(id, "2 uploaded");
     r.finish().unwrap();
     assert_eq!(out.text(), "key ***\nUploading: 2 uploaded\n");
+}
+
+/// Parallel tokio tasks share one `Arc<dyn Reporter>`; every indicator ends exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_tasks_share_one_reporter() {
+    let out = Capture::new();
+    let r: Arc<dyn Reporter> = Arc::new(Terminal::new(out.writer(), TerminalMode::Plain));
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let r = Arc::clone(&r);
+            tokio::spawn(async move {
+                let id = r.progress_start(&format!("blob-{i}"), Unit::Bytes);
+                for done in 0..=8 {
+                    r.progress(id, done, 8, "");
+                    tokio::task::yield_now().await;
+                }
+                r.progress_finish(id, "uploaded");
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let text = out.text();
+    for i in 0..4 {
+        assert_eq!(
+            text.matches(&format!("blob-{i}: uploaded\n")).count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(
+            text.matches(&format!("blob-{i}: ")).count(),
+            4,
+            "3 quarters + end: {text}"
+        );
+    }
+}
+
+/// Colour is used only when asked for: `error:` is painted, the message is not.
+#[test]
+fn terminal_paints_levels_only_with_colour() {
+    let run = |color| {
+        let out = Capture::new();
+        let target = indicatif::ProgressDrawTarget::hidden();
+        let r = Terminal::new(out.writer(), TerminalMode::Interactive { target, color });
+        r.annotate(&Annotation::error("quota exceeded"));
+        out.text()
+    };
+    assert_eq!(run(false), "error: quota exceeded\n");
+    let painted = run(true);
+    assert!(
+        painted.starts_with('\u{1b}') && painted.ends_with("\u{1b}[0m quota exceeded\n"),
+        "{painted:?}"
+    );
 }
