@@ -216,6 +216,9 @@ impl Reporter for AzurePipelines {
 
     fn summary(&self, markdown: &str) -> Result<(), ReportError> {
         let mut st = lock(&self.state);
+        if markdown.is_empty() {
+            return Ok(());
+        }
         st.summary.push_str(markdown);
         if !st.summary.ends_with('\n') {
             st.summary.push('\n');

@@ -249,6 +249,9 @@ impl Reporter for GitHub {
 
     fn summary(&self, markdown: &str) -> Result<(), ReportError> {
         let st = lock(&self.state);
+        if markdown.is_empty() {
+            return Ok(());
+        }
         let Some(path) = &self.files.step_summary else {
             return Ok(());
         };

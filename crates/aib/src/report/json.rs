@@ -145,6 +145,9 @@ impl Reporter for Json {
 
     fn summary(&self, markdown: &str) -> Result<(), ReportError> {
         let mut st = lock(&self.state);
+        if markdown.is_empty() {
+            return Ok(());
+        }
         st.document.summary.push_str(markdown);
         if !st.document.summary.ends_with('\n') {
             st.document.summary.push('\n');

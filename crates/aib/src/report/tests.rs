@@ -206,6 +206,7 @@ fn github_summary_is_appended_to_the_summary_file() {
     r.secret(&Secret::new("hunter2"));
     r.summary("## Build\n| a | hunter2 |").unwrap();
     r.summary("done\n").unwrap();
+    r.summary("").unwrap();
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
         "earlier step\n## Build\n| a | *** |\ndone\n"
@@ -524,5 +525,34 @@ fn terminal_paints_levels_only_with_colour() {
     assert!(
         painted.starts_with('\u{1b}') && painted.ends_with("\u{1b}[0m quota exceeded\n"),
         "{painted:?}"
+    );
+}
+
+/// Azure Pipelines has no notice issue: a notice is a plain line with its position; errors
+/// without a position carry only their type.
+#[test]
+fn azure_notice_is_a_plain_line_with_its_position() {
+    let (r, out, _) = azure(None);
+    r.annotate(&Annotation::notice("using cached image").at("p.json", Some(4), None));
+    r.annotate(&Annotation::notice("no position"));
+    r.annotate(&Annotation::warning("slow"));
+    assert_eq!(
+        out.text(),
+        "notice: p.json:4: using cached image\n\
+         notice: no position\n\
+         ##vso[task.logissue type=warning;]slow\n"
+    );
+}
+
+/// GitHub annotations leave out properties they do not have.
+#[test]
+fn github_annotation_leaves_out_unknown_properties() {
+    let (r, out, _) = github(GitHubFiles::default());
+    r.annotate(&Annotation::notice("n"));
+    r.annotate(&Annotation::error("e").at("f.json", None, None));
+    r.annotate(&Annotation::warning("w").at("f.json", Some(2), None));
+    assert_eq!(
+        out.text(),
+        "::notice::n\n::error file=f.json::e\n::warning file=f.json,line=2::w\n"
     );
 }
