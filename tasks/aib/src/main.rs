@@ -1,18 +1,60 @@
 //! The umbrella `aib` command: glue between clap and the library, nothing else.
 //!
-//! Subcommands live in their own modules and call one library function each; `main` only
-//! decides the exit code (see `aib::exit::ExitStatus`).
+//! Each subcommand lives in its own module (`validate.rs`, `schema.rs`, …) with its clap
+//! arguments and one `run` function that calls the library and returns an
+//! [`ExitStatus`]; `main` only parses, dispatches and turns the status into the exit code.
+
+mod schema;
+mod validate;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use aib::exit::ExitStatus;
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  aib validate                                  check every bundled file under ./parameters
+  aib validate --env prd --os windows           check parameters/prd.image.parameters.windows.json
+  aib validate --parameters my.parameters.json  check one file of your own
+  aib schema > schema/image.parameters.schema.json   regenerate the committed JSON Schema
+
+Exit codes: 0 ok, 1 Azure operation failed, 2 bad input, 3 timeout, 130 interrupted.";
 
 /// Build custom VM images with Azure VM Image Builder, from CI or a terminal.
+///
+/// aib reads an image parameter file (the ARM deploymentParameters format, comments allowed),
+/// checks it against Azure's rules before any call to Azure, and runs the pipeline steps.
 #[derive(Debug, Parser)]
-#[command(name = "aib", version, about, long_about = None)]
-struct Cli {}
+#[command(name = "aib", version, about, long_about, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Validate(validate::Args),
+    Schema(schema::Args),
+}
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    aib::exit::ExitStatus::Success.into()
+    let cli = Cli::parse();
+    let status: ExitStatus = match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Schema(args) => schema::run(&args),
+    };
+    status.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The clap definition is consistent (no clashing flags, every arg documented by clap rules).
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }
