@@ -7,6 +7,7 @@
 //! anything reaches the user) and [`exit`] (the one mapping from outcomes to exit codes).
 #![deny(missing_docs)]
 
+pub mod azure;
 pub mod env_vars;
 pub mod config;
 pub mod exit;

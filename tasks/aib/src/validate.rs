@@ -2,14 +2,16 @@
 //! would deploy where (or every problem), and exit 2 when any file is invalid.
 //!
 //! The checking and the summary are the library's (`aib::config`); this module only turns
-//! flags into a file list and prints the outcome as text or JSON. Text is printed here until
-//! the reporter (`aib::report`) grows a home for it.
+//! flags into a file list and hands the outcome to the reporter (`aib::report`): summaries as
+//! lines in a group per file, problems as error annotations at their `file:line:column` (so
+//! GitHub and Azure Pipelines mark the line), a Markdown job summary, and the whole
+//! [`Validation`] as the JSON outcome for `--output json`.
 
-use std::io::Write;
 use std::path::PathBuf;
 
-use aib::config::{self, Validation};
+use aib::config::{self, FileOutcome, Problem, Validation};
 use aib::exit::ExitStatus;
+use aib::report::{self, Annotation, OutputFormat, Reporter, report_error};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -68,8 +70,20 @@ pub enum Output {
     Json,
 }
 
-/// Locates, checks and prints; returns Success or BadInput.
+/// Locates, checks and reports; returns Success or BadInput.
 pub fn run(args: &Args) -> ExitStatus {
+    let reporter = report::detect(match args.output {
+        Output::Text => OutputFormat::Text,
+        Output::Json => OutputFormat::Json,
+    });
+    let status = check(args, &*reporter);
+    if let Err(err) = reporter.finish() {
+        eprintln!("error: {err}");
+    }
+    status
+}
+
+fn check(args: &Args, reporter: &dyn Reporter) -> ExitStatus {
     let paths = match config::locate(
         &args.root,
         args.env.as_deref(),
@@ -78,22 +92,42 @@ pub fn run(args: &Args) -> ExitStatus {
     ) {
         Ok(paths) => paths,
         Err(err) => {
-            match args.output {
-                Output::Text => eprintln!("error: {err}"),
-                Output::Json => print(&serde_json::json!({
-                    "valid": false,
-                    "error": err.to_string(),
-                    "files": [],
-                })),
-            }
+            report_error(
+                reporter,
+                &err,
+                Some("see `aib validate --help` for the lookup rules"),
+            );
             return err.exit_status();
         }
     };
     let validation = Validation::of_files(&paths, &args.root);
-    match args.output {
-        Output::Text => print(&validation),
-        Output::Json => print(&serde_json::to_value(&validation).unwrap_or_default()),
+    for outcome in &validation.files {
+        match outcome {
+            FileOutcome::Valid { summary } => {
+                let _group = reporter.group(&format!("{}: valid", summary.file));
+                for line in summary.details() {
+                    reporter.info(&line);
+                }
+            }
+            FileOutcome::Invalid { file, problems } => {
+                let n = problems.len();
+                let s = if n == 1 { "" } else { "s" };
+                let _group = reporter.group(&format!("{file}: {n} problem{s}"));
+                for problem in problems {
+                    reporter.annotate(&annotation(problem));
+                }
+            }
+            FileOutcome::Unreadable { file, error } => {
+                reporter.annotate(&Annotation::error(error.clone()).at(file, None, None));
+            }
+        }
     }
+    let (valid, invalid) = validation.counts();
+    reporter.info(&format!("{valid} valid, {invalid} invalid"));
+    if let Err(err) = reporter.summary(&validation.markdown()) {
+        report_error(reporter, &err, None);
+    }
+    reporter.outcome(serde_json::to_value(&validation).unwrap_or_default());
     if validation.valid {
         ExitStatus::Success
     } else {
@@ -101,8 +135,18 @@ pub fn run(args: &Args) -> ExitStatus {
     }
 }
 
-fn print(value: &dyn std::fmt::Display) {
-    let mut out = std::io::stdout().lock();
-    // A closed pipe (`aib validate | head`) is not worth a panic; the exit code still tells.
-    let _ = writeln!(out, "{value:#}");
+/// `path: message` with the hint on its own line, at the problem's file position.
+fn annotation(problem: &Problem) -> Annotation {
+    let mut message = if problem.path.is_empty() {
+        problem.message.clone()
+    } else {
+        format!("{}: {}", problem.path, problem.message)
+    };
+    if let Some(hint) = &problem.hint {
+        message.push_str("\nhint: ");
+        message.push_str(hint);
+    }
+    let line = u32::try_from(problem.position.line).ok();
+    let column = u32::try_from(problem.position.column).ok();
+    Annotation::error(message).at(&problem.file, line, column)
 }

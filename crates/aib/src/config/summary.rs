@@ -251,6 +251,18 @@ fn describe_step(step: &CustomizationStep) -> StepSummary {
     }
 }
 
+impl Summary {
+    /// The summary's lines after the file name, for a reporter that shows the file as a group
+    /// title.
+    pub fn details(&self) -> Vec<String> {
+        self.to_string()
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = &self.image_definition;
@@ -393,6 +405,43 @@ impl Validation {
             .count();
         (valid, self.files.len() - valid)
     }
+}
+
+impl Validation {
+    /// A Markdown table for a CI job summary: one row per file.
+    pub fn markdown(&self) -> String {
+        let (valid, invalid) = self.counts();
+        let mut md = format!(
+            "### Parameter files: {valid} valid, {invalid} invalid\n\n| File | Result | Resource group | Image | Source | Steps | Regions |\n|---|---|---|---|---|---|---|\n"
+        );
+        for outcome in &self.files {
+            match outcome {
+                FileOutcome::Valid { summary: s } => md.push_str(&format!(
+                    "| `{}` | valid | {} | {} | {} | {} | {} |\n",
+                    s.file,
+                    cell(&s.resource_group),
+                    cell(&s.distribution.image),
+                    cell(&s.source),
+                    s.steps.len(),
+                    cell(&s.distribution.regions.join(", "))
+                )),
+                FileOutcome::Invalid { file, problems } => md.push_str(&format!(
+                    "| `{file}` | {} problem{} | | | | | |\n",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                )),
+                FileOutcome::Unreadable { file, error } => {
+                    md.push_str(&format!("| `{file}` | {} | | | | | |\n", cell(error)));
+                }
+            }
+        }
+        md
+    }
+}
+
+/// Escapes a table cell: a `|` would end it, a newline would end the row.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

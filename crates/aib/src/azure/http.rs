@@ -1,0 +1,128 @@
+//! The one HTTP client: reqwest with rustls, trusting the platform roots plus the PEM bundle in
+//! `SSL_CERT_FILE`.
+//!
+//! It is built once per process and shared by the credentials (as azure_core's transport), the
+//! ARM client and the blob client, so one CA configuration covers tokens, ARM and storage. The
+//! CA file is read here explicitly (not by rustls from the environment), so tests pass the
+//! emulator's CA as a path instead of mutating the process environment.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::env::{self, Env};
+
+/// TLS and connection settings of the shared client.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Extra trusted roots (PEM, one or more certificates), added to the platform roots.
+    pub ca_file: Option<PathBuf>,
+    /// How long to wait for a TCP + TLS connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            ca_file: None,
+            connect_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+impl HttpOptions {
+    /// Takes `SSL_CERT_FILE` from the environment map.
+    pub fn from_env(env: &Env) -> HttpOptions {
+        HttpOptions {
+            ca_file: env.get(env::SSL_CERT_FILE).map(PathBuf::from),
+            ..HttpOptions::default()
+        }
+    }
+}
+
+/// The client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The CA file could not be read.
+    #[error("cannot read the CA bundle {path} (SSL_CERT_FILE)")]
+    ReadCa {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CA file is not PEM certificates.
+    #[error("the CA bundle {path} (SSL_CERT_FILE) holds no usable PEM certificate")]
+    BadCa {
+        /// The file.
+        path: PathBuf,
+        /// Why, when reqwest said.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
+    /// reqwest refused the configuration.
+    #[error("cannot build the HTTP client")]
+    Build(#[source] reqwest::Error),
+}
+
+/// The `User-Agent` of every request: `aib/<version>`.
+pub const USER_AGENT: &str = concat!("aib/", env!("CARGO_PKG_VERSION"));
+
+/// Builds the shared client. Call once and clone (clones share the connection pool).
+pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client, HttpError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(options.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(60));
+    if let Some(path) = &options.ca_file {
+        let pem = std::fs::read(path).map_err(|source| HttpError::ReadCa {
+            path: path.clone(),
+            source,
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| HttpError::BadCa {
+                path: path.clone(),
+                source: Some(source),
+            })?;
+        if certs.is_empty() {
+            return Err(HttpError::BadCa {
+                path: path.clone(),
+                source: None,
+            });
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().map_err(HttpError::Build)
+}
+
+/// The same client as an azure_core transport, so azure_identity credentials and
+/// azure_storage_blob clients use our TLS roots too.
+pub fn transport(client: &reqwest::Client) -> azure_core::http::Transport {
+    azure_core::http::Transport::new(Arc::new(client.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CA file that is not PEM fails with the path in the message, before any request.
+    #[test]
+    fn a_bad_ca_file_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate").unwrap();
+        let err = build_client(&HttpOptions {
+            ca_file: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("ca.pem"), "{err}");
+        let missing = build_client(&HttpOptions {
+            ca_file: Some(dir.path().join("missing.pem")),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(matches!(missing, HttpError::ReadCa { .. }), "{missing}");
+    }
+}

@@ -1,0 +1,157 @@
+//! Everything that talks to Azure: which cloud, which credential, the one HTTP client and the one
+//! ARM client.
+//!
+//! The split (see `shared/design.md`): [`cloud`] says where the endpoints are, [`http`] builds the
+//! single `reqwest::Client` (platform roots plus `SSL_CERT_FILE`) that serves token requests, ARM
+//! and blobs alike, [`auth`] picks and builds the credential, [`arm`] is the only code that sends
+//! ARM requests (retries, throttling, long-running operations, error decoding live there once).
+//! [`env`] names every environment variable this module understands; only binaries read the
+//! process environment, and they hand it over as an [`env::Env`] value.
+//!
+//! [`connect`] wires them together for a step: it returns an [`Azure`] with the ARM client, the
+//! credential (for the blob client) and the identity that was chosen.
+
+pub mod arm;
+pub mod auth;
+pub mod cloud;
+pub mod env;
+pub mod http;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::exit::ExitStatus;
+
+/// Where the Azure layer sends what the user must see or CI must mask; implemented by the
+/// reporter (or an adapter around it), so that this module never prints.
+pub trait Observer: Send + Sync {
+    /// A value that must be masked from now on (a token, a client secret, an assertion).
+    fn register_secret(&self, value: &str);
+
+    /// A long-running operation's state changed or is still the same after a poll.
+    fn operation_progress(&self, resource: &str, state: &str, elapsed: Duration) {
+        let _ = (resource, state, elapsed);
+    }
+}
+
+impl std::fmt::Debug for dyn Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
+/// An observer that drops everything, for tests and tools that have no reporter.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn register_secret(&self, _value: &str) {}
+}
+
+/// What a step needs to connect: the cloud, the credential choice and the HTTP settings, all
+/// resolved from flags and the environment map before the first network call.
+#[derive(Debug, Clone)]
+pub struct AzureSettings {
+    /// The endpoints.
+    pub cloud: cloud::Cloud,
+    /// The chosen credential and the ids that go with it.
+    pub auth: auth::AuthPlan,
+    /// TLS roots and timeouts for the one HTTP client.
+    pub http: http::HttpOptions,
+    /// Retry, deadline and polling settings of the ARM client.
+    pub arm: arm::ArmOptions,
+}
+
+/// Errors while resolving settings or connecting; each says what to set or fix.
+#[derive(Debug, thiserror::Error)]
+pub enum AzureError {
+    /// A cloud name or endpoint was wrong.
+    #[error(transparent)]
+    Cloud(#[from] cloud::CloudError),
+    /// No credential could be chosen or built.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// The HTTP client could not be built (a bad `SSL_CERT_FILE`, usually).
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+}
+
+impl AzureError {
+    /// Every one of these is a configuration problem found before any call to Azure, except a
+    /// token request that the service refused.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            AzureError::Auth(e) => e.exit_status(),
+            _ => ExitStatus::BadInput,
+        }
+    }
+}
+
+/// A connected Azure session: the ARM client and the credential share one HTTP client and one
+/// token cache.
+#[derive(Clone)]
+pub struct Azure {
+    /// The one ARM client.
+    pub arm: arm::ArmClient,
+    /// Tokens for any scope (the blob client uses the storage scope through
+    /// [`auth::TokenProvider::as_token_credential`]).
+    pub tokens: auth::TokenProvider,
+    /// The endpoints in use.
+    pub cloud: cloud::Cloud,
+    /// Which credential kind was chosen and the public ids that go with it.
+    pub identity: auth::Identity,
+    /// The shared HTTP client, for other azure_core clients (blobs) to use as their transport.
+    pub http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Azure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Azure")
+            .field("cloud", &self.cloud)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureSettings {
+    /// Resolves everything from the flags the binary parsed and the environment map it read,
+    /// without any network call: bad input fails here, with exit status 2.
+    pub fn resolve(
+        cloud: &cloud::CloudOptions,
+        auth: &auth::AuthOptions,
+        env: &env::Env,
+    ) -> Result<AzureSettings, AzureError> {
+        let cloud = cloud::Cloud::resolve(cloud, env)?;
+        let auth = auth::AuthPlan::detect(auth, env)?;
+        let http = http::HttpOptions::from_env(env);
+        Ok(AzureSettings {
+            cloud,
+            auth,
+            http,
+            arm: arm::ArmOptions::default(),
+        })
+    }
+}
+
+/// Builds the HTTP client, the credential and the ARM client for one step run (one correlation
+/// id for all its requests). No request is sent yet.
+pub fn connect(settings: &AzureSettings, observer: Arc<dyn Observer>) -> Result<Azure, AzureError> {
+    let http = http::build_client(&settings.http)?;
+    let credential =
+        auth::build_credential(&settings.auth, &settings.cloud, &http, observer.clone())?;
+    let tokens = auth::TokenProvider::new(credential, Some(settings.auth.kind), observer.clone());
+    let arm = arm::ArmClient::new(
+        settings.cloud.clone(),
+        http.clone(),
+        tokens.clone(),
+        observer,
+        settings.arm.clone(),
+    );
+    Ok(Azure {
+        arm,
+        tokens,
+        cloud: settings.cloud.clone(),
+        identity: settings.auth.identity(),
+        http,
+    })
+}
