@@ -6,6 +6,7 @@
 
 mod schema;
 mod validate;
+mod whoami;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,7 @@ struct Cli {
 enum Command {
     Validate(validate::Args),
     Schema(schema::Args),
+    Whoami(whoami::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
     let status: ExitStatus = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Whoami(args) => whoami::run(&args),
     };
     status.into()
 }

@@ -11,16 +11,20 @@
 //! [`connect`] wires them together for a step: it returns an [`Azure`] with the ARM client, the
 //! credential (for the blob client) and the identity that was chosen.
 
+pub mod args;
 pub mod arm;
 pub mod auth;
 pub mod cloud;
 pub mod env;
 pub mod http;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::exit::ExitStatus;
+use crate::report::{ProgressId, Reporter, Unit};
+use crate::secret::Secret;
 
 /// Where the Azure layer sends what the user must see or CI must mask; implemented by the
 /// reporter (or an adapter around it), so that this module never prints.
@@ -46,6 +50,60 @@ pub struct NoObserver;
 
 impl Observer for NoObserver {
     fn register_secret(&self, _value: &str) {}
+}
+
+/// The reporter as an [`Observer`]: secrets go to its mask, each long-running operation gets
+/// a status line (`Creating, 1m 20s`) that is finished when the operation ends.
+pub struct ReporterObserver {
+    reporter: Arc<dyn Reporter>,
+    operations: Mutex<HashMap<String, ProgressId>>,
+}
+
+impl ReporterObserver {
+    /// Wraps the step's reporter.
+    pub fn new(reporter: Arc<dyn Reporter>) -> ReporterObserver {
+        ReporterObserver {
+            reporter,
+            operations: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Observer for ReporterObserver {
+    fn register_secret(&self, value: &str) {
+        self.reporter.secret(&Secret::new(value));
+    }
+
+    fn operation_progress(&self, resource: &str, state: &str, elapsed: Duration) {
+        let Ok(mut operations) = self.operations.lock() else {
+            return;
+        };
+        let id = *operations.entry(resource.to_owned()).or_insert_with(|| {
+            let name = resource.rsplit('/').next().unwrap_or(resource);
+            self.reporter.progress_start(name, Unit::Items)
+        });
+        let done = matches!(
+            state.to_ascii_lowercase().as_str(),
+            "succeeded" | "failed" | "canceled" | "cancelled"
+        );
+        let text = format!("{state}, {}", elapsed_text(elapsed));
+        if done {
+            self.reporter.progress_finish(id, &text);
+            operations.remove(resource);
+        } else {
+            self.reporter.status(id, &text);
+        }
+    }
+}
+
+/// `1h 02m`, `3m 20s`, `12s`.
+pub fn elapsed_text(elapsed: Duration) -> String {
+    let s = elapsed.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s:02}s"),
+        (h, m, _) => format!("{h}h {m:02}m"),
+    }
 }
 
 /// What a step needs to connect: the cloud, the credential choice and the HTTP settings, all
@@ -130,6 +188,13 @@ impl AzureSettings {
             http,
             arm: arm::ArmOptions::default(),
         })
+    }
+}
+
+impl AzureSettings {
+    /// [`resolve`](Self::resolve) from the shared flags.
+    pub fn from_args(args: &args::AzureArgs, env: &env::Env) -> Result<AzureSettings, AzureError> {
+        AzureSettings::resolve(&args.cloud_options(), &args.auth_options(), env)
     }
 }
 

@@ -262,7 +262,7 @@ impl AuthPlan {
     }
 }
 
-const SET_IDS: &str = "AZURE_CLIENT_ID and AZURE_TENANT_ID";
+const SET_IDS: &str = "AZURE_CLIENT_ID, AZURE_TENANT_ID";
 
 fn skip(kind: AuthKind, why: impl Into<String>, set: impl Into<String>) -> Skipped {
     Skipped {
@@ -340,7 +340,7 @@ fn probe(kind: AuthKind, ids: &Ids<'_>, env: &Env, explicit: bool) -> Result<Sou
                 env::AZURESUBSCRIPTION_SERVICE_CONNECTION_ID,
             ]);
             let set = format!(
-                "in Azure Pipelines map SYSTEM_ACCESSTOKEN: $(System.AccessToken) and set AIB_SERVICE_CONNECTION_ID and {SET_IDS} (a workload identity service connection)"
+                "in Azure Pipelines map SYSTEM_ACCESSTOKEN: $(System.AccessToken) and set AIB_SERVICE_CONNECTION_ID, {SET_IDS} (a workload identity service connection)"
             );
             if uri.is_none() {
                 return Err(skip(
@@ -365,7 +365,7 @@ fn probe(kind: AuthKind, ids: &Ids<'_>, env: &Env, explicit: bool) -> Result<Sou
             let file = env.get(env::AZURE_FEDERATED_TOKEN_FILE);
             let token = env.get(env::ID_TOKEN);
             let set = format!(
-                "set AZURE_FEDERATED_TOKEN_FILE (or AzureCLI@2's idToken with addSpnToEnvironment) and {SET_IDS}"
+                "set AZURE_FEDERATED_TOKEN_FILE (or AzureCLI@2's idToken with addSpnToEnvironment), {SET_IDS}"
             );
             if file.is_none() && token.is_none() {
                 return Err(skip(
