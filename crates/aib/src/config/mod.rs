@@ -311,3 +311,6 @@ fn bundled_files(dir: &Path) -> Vec<(String, PathBuf)> {
     files.sort();
     files
 }
+
+#[cfg(test)]
+mod tests;
