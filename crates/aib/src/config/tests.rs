@@ -416,3 +416,17 @@ proptest! {
         }
     }
 }
+
+/// The complete example in docs/parameters.md is the bundled sbx file, word for word, so the
+/// documentation shows a file that validates.
+#[test]
+fn documented_example_is_the_bundled_sbx_file() {
+    let doc = fs::read_to_string(repo_root().join("docs/parameters.md")).unwrap();
+    let section = doc.split("## A complete example").nth(1).unwrap();
+    let example = section
+        .split("```jsonc\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .unwrap();
+    assert_eq!(example, sbx_text());
+}
