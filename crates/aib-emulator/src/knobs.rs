@@ -1,0 +1,228 @@
+//! Runtime knobs (time scale, faults, delays) and the request log.
+//!
+//! Knobs live behind one lock shared by the running servers, so a test can change them while a
+//! client is mid-flight (e.g. switch on 429s after login). Every duration here is in *emulated*
+//! time; [`Knobs::real`] converts it with the current time scale when a deadline is set.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+/// The values behind [`Knobs`]; also the JSON shape of `GET/POST /_emulator/knobs`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KnobValues {
+    /// Emulated seconds per real second (120.0 makes a two-hour token last one real minute).
+    pub time_scale: f64,
+    /// Items per page of every ARM list.
+    pub page_size: usize,
+    /// Share (0..1) of ARM requests answered 429 `TooManyRequests` (blob front: 503 `ServerBusy`).
+    pub throttle_rate: f64,
+    /// `Retry-After` seconds sent with injected throttling.
+    pub throttle_retry_after: u64,
+    /// Share (0..1) of requests answered 500/503.
+    pub server_error_rate: f64,
+    /// Share (0..1) of requests whose connection is dropped without an answer.
+    pub drop_rate: f64,
+    /// Lifetime of access tokens issued from now on (emulated).
+    #[serde(with = "secs")]
+    pub token_lifetime: Duration,
+    /// Lifetime of CI id tokens (GitHub, Azure Pipelines) issued from now on (emulated).
+    #[serde(with = "secs")]
+    pub federated_token_lifetime: Duration,
+    /// Delay before a new managed identity's principal is visible to role assignments (emulated).
+    #[serde(with = "secs")]
+    pub principal_visibility_delay: Duration,
+    /// Delay before a new role assignment takes effect (emulated).
+    #[serde(with = "secs")]
+    pub rbac_propagation_delay: Duration,
+    /// Delay before writes show in `/resources` lists (emulated).
+    #[serde(with = "secs")]
+    pub list_lag: Duration,
+    /// Status polls answered "in progress" before an operation may finish.
+    pub lro_polls: u32,
+    /// Minimum duration of every long-running operation (emulated).
+    #[serde(with = "secs")]
+    pub lro_duration: Duration,
+    /// `Retry-After` seconds on 202s and status answers (real seconds: clients sleep on their clock).
+    pub lro_retry_after: u64,
+    /// Honour `principalType: ServicePrincipal` as a bypass of the principal-visibility window.
+    pub principal_type_bypass: bool,
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Default for KnobValues {
+    fn default() -> Self {
+        Self {
+            time_scale: 1.0,
+            page_size: 5,
+            throttle_rate: 0.0,
+            throttle_retry_after: 1,
+            server_error_rate: 0.0,
+            drop_rate: 0.0,
+            token_lifetime: Duration::from_secs(3600),
+            federated_token_lifetime: Duration::from_secs(300),
+            principal_visibility_delay: Duration::from_secs(5),
+            rbac_propagation_delay: Duration::from_secs(5),
+            list_lag: Duration::from_secs(2),
+            lro_polls: 1,
+            lro_duration: Duration::from_secs(1),
+            lro_retry_after: 1,
+            principal_type_bypass: true,
+        }
+    }
+}
+
+/// Cheap clone handle on the knobs of one running emulator; changes apply at once.
+#[derive(Clone, Debug, Default)]
+pub struct Knobs(Arc<RwLock<KnobValues>>);
+
+impl Knobs {
+    pub(crate) fn new(values: KnobValues) -> Self {
+        Self(Arc::new(RwLock::new(values)))
+    }
+
+    /// A copy of the current values.
+    pub fn get(&self) -> KnobValues {
+        self.0.read().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Replaces all values at once (what `POST /_emulator/knobs` does).
+    pub fn set(&self, values: KnobValues) {
+        if let Ok(mut v) = self.0.write() {
+            *v = values;
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut KnobValues)) {
+        if let Ok(mut v) = self.0.write() {
+            f(&mut v);
+        }
+    }
+
+    /// Emulated seconds per real second; lets a test cross a token lifetime in real seconds.
+    pub fn set_time_scale(&self, scale: f64) {
+        let scale = if scale.is_finite() && scale > 0.0 {
+            scale
+        } else {
+            1.0
+        };
+        self.update(|v| v.time_scale = scale);
+    }
+    /// Small pages make clients prove they follow `nextLink`.
+    pub fn set_page_size(&self, size: usize) {
+        self.update(|v| v.page_size = size.max(1));
+    }
+    /// Random 429s with `Retry-After` so clients prove they back off as told.
+    pub fn set_throttle_rate(&self, rate: f64, retry_after_secs: u64) {
+        self.update(|v| {
+            v.throttle_rate = rate.clamp(0.0, 1.0);
+            v.throttle_retry_after = retry_after_secs;
+        });
+    }
+    /// Random 500/503 so clients prove they retry transient failures.
+    pub fn set_server_error_rate(&self, rate: f64) {
+        self.update(|v| v.server_error_rate = rate.clamp(0.0, 1.0));
+    }
+    /// Random dropped connections (no answer at all).
+    pub fn set_drop_rate(&self, rate: f64) {
+        self.update(|v| v.drop_rate = rate.clamp(0.0, 1.0));
+    }
+    /// Access tokens issued from now on live this long (emulated); clients must refresh.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.update(|v| v.token_lifetime = lifetime);
+    }
+    /// CI id tokens issued from now on live this long (emulated); clients must not cache them.
+    pub fn set_federated_token_lifetime(&self, lifetime: Duration) {
+        self.update(|v| v.federated_token_lifetime = lifetime);
+    }
+    /// The Entra replication window after an identity is created (`PrincipalNotFound`).
+    pub fn set_principal_visibility_delay(&self, delay: Duration) {
+        self.update(|v| v.principal_visibility_delay = delay);
+    }
+    /// Role assignments take effect only after this delay (403 meanwhile).
+    pub fn set_rbac_propagation_delay(&self, delay: Duration) {
+        self.update(|v| v.rbac_propagation_delay = delay);
+    }
+    /// `/resources` lists lag writes by this much.
+    pub fn set_list_lag(&self, lag: Duration) {
+        self.update(|v| v.list_lag = lag);
+    }
+    /// Status polls answered "in progress" before an operation may finish.
+    pub fn set_lro_polls(&self, polls: u32) {
+        self.update(|v| v.lro_polls = polls);
+    }
+    /// Minimum emulated duration of long-running operations.
+    pub fn set_lro_duration(&self, duration: Duration) {
+        self.update(|v| v.lro_duration = duration);
+    }
+    /// `Retry-After` (real seconds) on 202s and status answers.
+    pub fn set_lro_retry_after(&self, secs: u64) {
+        self.update(|v| v.lro_retry_after = secs);
+    }
+    /// Whether `principalType: ServicePrincipal` skips the principal-visibility window.
+    pub fn set_principal_type_bypass(&self, honour: bool) {
+        self.update(|v| v.principal_type_bypass = honour);
+    }
+
+    /// Real duration of an emulated one, at the current time scale.
+    pub fn real(&self, emulated: Duration) -> Duration {
+        let scale = self.get().time_scale;
+        Duration::from_secs_f64(emulated.as_secs_f64() / scale)
+    }
+
+    pub(crate) fn roll(rate: f64) -> bool {
+        rate > 0.0 && rand::rng().random_bool(rate.clamp(0.0, 1.0))
+    }
+}
+
+/// One request the emulator answered, for tests that count polls or check back-off.
+#[derive(Clone, Debug, Serialize)]
+pub struct RequestRecord {
+    /// When the request arrived (real time).
+    pub at: SystemTime,
+    /// HTTP method.
+    pub method: String,
+    /// Path as sent (no query).
+    pub path: String,
+    /// Raw query string ("" when none).
+    pub query: String,
+    /// Status we answered (0 when the connection was dropped on purpose).
+    pub status: u16,
+    /// Object id of the caller when a token identified one.
+    pub principal: Option<String>,
+    /// `Retry-After` seconds we sent, if any.
+    pub retry_after: Option<u64>,
+}
+
+/// The request log shared by all servers of one emulator.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RequestLog(Arc<Mutex<Vec<RequestRecord>>>);
+
+impl RequestLog {
+    pub(crate) fn push(&self, record: RequestRecord) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(record);
+        }
+    }
+    pub(crate) fn all(&self) -> Vec<RequestRecord> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+    pub(crate) fn clear(&self) {
+        if let Ok(mut v) = self.0.lock() {
+            v.clear();
+        }
+    }
+}
