@@ -113,13 +113,12 @@ pub(crate) async fn start(
             "0",
         ]);
     }
+    // In memory: nothing outlives the emulator (Azurite refuses --location with it).
     cmd.args([
         "--skipApiVersionCheck",
         "--disableTelemetry",
         "--inMemoryPersistence",
     ])
-    .arg("--location")
-    .arg(&data)
     .arg("--cert")
     .arg(cert)
     .arg("--key")
