@@ -95,6 +95,10 @@ struct Cli {
     /// Number of pool accounts Azurite hosts for other ARM-created storage accounts.
     #[arg(long, default_value_t = 40)]
     azurite_pool_size: usize,
+    /// Print one JSON line (url, blobUrl, caFile, tenantId, subscriptionId, clientId,
+    /// clientSecret, objectId, CI credential endpoints) instead of the text, for scripts.
+    #[arg(long)]
+    json: bool,
 }
 
 fn secs(v: f64) -> Duration {
@@ -141,6 +145,45 @@ async fn main() -> Result<()> {
     let (gh_url, gh_token) = emu.github_oidc();
     let (ado_url, ado_token, ado_conn) = emu.azure_pipelines_oidc();
     let (mi_url, mi_header) = emu.managed_identity();
+    if cli.json {
+        let info = serde_json::json!({
+            "url": emu.url().as_str(),
+            "blobUrl": emu.blob_url().as_str(),
+            "caFile": emu.ca_file(),
+            "stateDir": emu.state_dir(),
+            "tenantId": emu.tenant_id(),
+            "subscriptionId": emu.subscription_id(),
+            "clientId": emu.client_id(),
+            "clientSecret": emu.client_secret(),
+            "objectId": emu.object_id(),
+            "github": {"requestUrl": gh_url, "requestToken": gh_token},
+            "azurePipelines": {"oidcRequestUri": ado_url, "systemAccessToken": ado_token, "serviceConnectionId": ado_conn},
+            "managedIdentity": {"identityEndpoint": mi_url, "identityHeader": mi_header},
+            "azurite": emu.has_azurite(),
+        });
+        println!("{info}");
+    } else {
+        print_text(
+            &emu, &gh_url, &gh_token, &ado_url, &ado_token, &ado_conn, &mi_url, &mi_header,
+        );
+    }
+    tokio::signal::ctrl_c().await?;
+    eprintln!("aib-emulator: stopping");
+    drop(emu);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn print_text(
+    emu: &Emulator,
+    gh_url: &str,
+    gh_token: &str,
+    ado_url: &str,
+    ado_token: &str,
+    ado_conn: &str,
+    mi_url: &str,
+    mi_header: &str,
+) {
     println!("aib-emulator is serving (Ctrl-C stops it and Azurite).");
     println!();
     println!("ARM endpoint / authority host: {}", emu.url());
@@ -181,8 +224,4 @@ async fn main() -> Result<()> {
     if !emu.has_azurite() {
         println!("(Azurite not started: --no-azurite)");
     }
-    tokio::signal::ctrl_c().await?;
-    eprintln!("aib-emulator: stopping");
-    drop(emu);
-    Ok(())
 }

@@ -110,7 +110,9 @@ pub(crate) fn supported_versions(ns: &str) -> Option<&'static [&'static str]> {
             "2018-01-01-preview",
             "2015-07-01",
         ],
+        // 2026-09-01 is the default of azure-mgmt-storage 25.3.0 (the pinned Python SDK).
         "microsoft.storage" => &[
+            "2026-09-01",
             "2025-06-01",
             "2025-01-01",
             "2024-01-01",
