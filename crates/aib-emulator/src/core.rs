@@ -141,6 +141,8 @@ pub(crate) struct World {
     pub azurite_keys: HashMap<String, String>,
     /// Managed identity client id (lower) → principal (object) id.
     pub identity_clients: HashMap<String, String>,
+    /// Image Builder templates and their operations (arm/imagebuilder.rs).
+    pub aib: crate::arm::imagebuilder::AibState,
 }
 
 /// Rate-limit buckets: (principal, class) → (tokens left, last refill).

@@ -49,6 +49,8 @@ pub struct KnobValues {
     pub lro_retry_after: u64,
     /// Honour `principalType: ServicePrincipal` as a bypass of the principal-visibility window.
     pub principal_type_bypass: bool,
+    /// Image Builder timings and faults (see [`crate::AibKnobs`]).
+    pub aib: crate::AibKnobs,
 }
 
 mod secs {
@@ -81,6 +83,7 @@ impl Default for KnobValues {
             lro_duration: Duration::from_secs(1),
             lro_retry_after: 1,
             principal_type_bypass: true,
+            aib: crate::AibKnobs::default(),
         }
     }
 }

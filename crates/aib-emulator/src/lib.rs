@@ -40,6 +40,7 @@ mod entra;
 mod knobs;
 mod tls;
 
+pub use arm::imagebuilder::AibKnobs;
 pub use knobs::{KnobValues, Knobs, RequestRecord};
 
 use anyhow::{Context, Result};

@@ -27,7 +27,8 @@ pub(crate) const VERSION_TYPE: &str = "Microsoft.Compute/galleries/images/versio
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 80
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
         && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && n.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
 }
@@ -35,7 +36,8 @@ fn valid_name(n: &str) -> bool {
 fn valid_image_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 80
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && n.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
 }
@@ -85,7 +87,11 @@ fn missing(target: &str) -> Response {
 
 /// Region display names, as Compute echoes them in `targetRegions`.
 pub(crate) fn region_display(name: &str) -> String {
-    let key: String = name.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+    let key: String = name
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
     let known = [
         ("westeurope", "West Europe"),
         ("northeurope", "North Europe"),
@@ -118,7 +124,9 @@ fn not_found(kind: &str, name: &str, rg: &str) -> Response {
     arm_error(
         StatusCode::NOT_FOUND,
         "ResourceNotFound",
-        &format!("The Resource '{kind}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+        &format!(
+            "The Resource '{kind}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+        ),
     )
 }
 
@@ -126,7 +134,9 @@ fn parent_not_found(kind: &str, name: &str) -> Response {
     arm_error(
         StatusCode::NOT_FOUND,
         "ParentResourceNotFound",
-        &format!("Can not perform requested operation on nested resource. Parent resource '{kind}/{name}' not found."),
+        &format!(
+            "Can not perform requested operation on nested resource. Parent resource '{kind}/{name}' not found."
+        ),
     )
 }
 
@@ -134,7 +144,10 @@ fn parent_not_found(kind: &str, name: &str) -> Response {
 pub(crate) async fn handle(ctx: &Ctx<'_>, rg: &str) -> Response {
     let l: Vec<&str> = ctx.lsegs.iter().map(String::as_str).collect();
     let gallery = ctx.segs[7].clone();
-    let gid = format!("/subscriptions/{}/resourceGroups/{rg}/providers/{TYPE}/{gallery}", ctx.sub());
+    let gid = format!(
+        "/subscriptions/{}/resourceGroups/{rg}/providers/{TYPE}/{gallery}",
+        ctx.sub()
+    );
     match &l[8..] {
         [] => gallery_handler(ctx, rg, &gallery, &gid),
         ["images"] => list_children(ctx, rg, &gid, IMAGE_TYPE, (TYPE, &gallery)),
@@ -175,7 +188,13 @@ fn admit(ctx: &Ctx<'_>, rg: &str, rtype: &str, id: &str) -> Result<&'static str,
     Ok(action)
 }
 
-fn list_children(ctx: &Ctx<'_>, rg: &str, parent_id: &str, rtype: &str, parent: (&str, &str)) -> Response {
+fn list_children(
+    ctx: &Ctx<'_>,
+    rg: &str,
+    parent_id: &str,
+    rtype: &str,
+    parent: (&str, &str),
+) -> Response {
     if ctx.method != Method::GET {
         return super::method_not_allowed(ctx);
     }
@@ -233,7 +252,16 @@ fn started(ctx: &Ctx<'_>, status: StatusCode, body: &Value, op: &str, location: 
     with_header(r, "retry-after", &retry)
 }
 
-fn new_res(ctx: &Ctx<'_>, id: &str, rtype: &str, rg: &str, name: &str, location: &str, tags: Value, props: Value) -> Res {
+fn new_res(
+    ctx: &Ctx<'_>,
+    id: &str,
+    rtype: &str,
+    rg: &str,
+    name: &str,
+    location: &str,
+    tags: Value,
+    props: Value,
+) -> Res {
     let mut m = Map::new();
     m.insert("properties".into(), props);
     let now = SystemTime::now();
@@ -295,13 +323,19 @@ fn gallery_handler(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
                     return arm_error(
                         StatusCode::CONFLICT,
                         "OperationNotAllowed",
-                        &format!("Operation on gallery '{name}' is not allowed while it is {}.", r.state),
+                        &format!(
+                            "Operation on gallery '{name}' is not allowed while it is {}.",
+                            r.state
+                        ),
                     );
                 }
                 if let Some(t) = body.get("tags") {
                     r.tags = t.clone();
                 }
-                if let (Some(d), Some(p)) = (desc, r.body.get_mut("properties").and_then(Value::as_object_mut)) {
+                if let (Some(d), Some(p)) = (
+                    desc,
+                    r.body.get_mut("properties").and_then(Value::as_object_mut),
+                ) {
                     p.insert("description".into(), d);
                 }
                 r.changed = SystemTime::now();
@@ -314,11 +348,21 @@ fn gallery_handler(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
                 return arm_error(
                     StatusCode::BAD_REQUEST,
                     "InvalidParameter",
-                    &format!("The gallery name '{name}' is invalid: use 1-80 letters, digits, '.' and '_', starting and ending with a letter or digit."),
+                    &format!(
+                        "The gallery name '{name}' is invalid: use 1-80 letters, digits, '.' and '_', starting and ending with a letter or digit."
+                    ),
                 );
             }
-            let Some(location) = body.get("location").and_then(Value::as_str).map(str::to_string) else {
-                return arm_error(StatusCode::BAD_REQUEST, "LocationRequired", "The location property is required for this definition.");
+            let Some(location) = body
+                .get("location")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                return arm_error(
+                    StatusCode::BAD_REQUEST,
+                    "LocationRequired",
+                    "The location property is required for this definition.",
+                );
             };
             let mut props = json!({
                 "identifier": {"uniqueName": format!("{}-{}", ctx.sub(), name.to_uppercase())},
@@ -343,7 +387,10 @@ fn image_properties(body: &Value) -> Result<Value, Response> {
     let Some(p) = body.get("properties").and_then(Value::as_object) else {
         return Err(missing("properties"));
     };
-    let enum_field = |field: &str, allowed: &[&str], required: bool| -> Result<Option<String>, Response> {
+    let enum_field = |field: &str,
+                      allowed: &[&str],
+                      required: bool|
+     -> Result<Option<String>, Response> {
         match p.get(field) {
             None | Some(Value::Null) if required => Err(missing(field)),
             None | Some(Value::Null) => Ok(None),
@@ -367,8 +414,10 @@ fn image_properties(body: &Value) -> Result<Value, Response> {
     };
     let os_type = enum_field("osType", &["Windows", "Linux"], true)?;
     let os_state = enum_field("osState", &["Generalized", "Specialized"], true)?;
-    let hyperv = enum_field("hyperVGeneration", &["V1", "V2"], false)?.unwrap_or_else(|| "V1".into());
-    let arch = enum_field("architecture", &["x64", "Arm64"], false)?.unwrap_or_else(|| "x64".into());
+    let hyperv =
+        enum_field("hyperVGeneration", &["V1", "V2"], false)?.unwrap_or_else(|| "V1".into());
+    let arch =
+        enum_field("architecture", &["x64", "Arm64"], false)?.unwrap_or_else(|| "x64".into());
     let Some(ident) = p.get("identifier").and_then(Value::as_object) else {
         return Err(missing("identifier"));
     };
@@ -385,7 +434,11 @@ fn image_properties(body: &Value) -> Result<Value, Response> {
     out.insert("architecture".into(), json!(arch));
     if let Some(f) = p.get("features") {
         let Some(list) = f.as_array() else {
-            return Err(invalid("InvalidParameter", "'features' must be a list.", "features"));
+            return Err(invalid(
+                "InvalidParameter",
+                "'features' must be a list.",
+                "features",
+            ));
         };
         for (i, feat) in list.iter().enumerate() {
             let name = feat.get("name").and_then(Value::as_str);
@@ -406,7 +459,10 @@ fn image_properties(body: &Value) -> Result<Value, Response> {
                 if !allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) {
                     return Err(invalid(
                         "InvalidParameter",
-                        &format!("The value '{v}' of feature 'SecurityType' is not allowed. Allowed values are '{}'.", allowed.join("', '")),
+                        &format!(
+                            "The value '{v}' of feature 'SecurityType' is not allowed. Allowed values are '{}'.",
+                            allowed.join("', '")
+                        ),
                         "features",
                     ));
                 }
@@ -422,7 +478,11 @@ fn image_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, name: &str) 
     if let Err(r) = admit(ctx, rg, IMAGE_TYPE, &id) {
         return r;
     }
-    let gallery_exists = ctx.inner.lock().resources.contains_key(&gid.to_ascii_lowercase());
+    let gallery_exists = ctx
+        .inner
+        .lock()
+        .resources
+        .contains_key(&gid.to_ascii_lowercase());
     if !gallery_exists {
         return if ctx.method == Method::DELETE {
             crate::core::empty(StatusCode::NO_CONTENT)
@@ -439,7 +499,10 @@ fn image_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, name: &str) 
         },
         Method::DELETE => {
             let mut w = ctx.inner.lock();
-            let nested = w.resources.keys().any(|k| k.starts_with(&format!("{key}/versions/")));
+            let nested = w
+                .resources
+                .keys()
+                .any(|k| k.starts_with(&format!("{key}/versions/")));
             let Some(r) = w.resources.get_mut(&key) else {
                 return crate::core::empty(StatusCode::NO_CONTENT);
             };
@@ -467,14 +530,23 @@ fn image_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, name: &str) 
                 return arm_error(
                     StatusCode::BAD_REQUEST,
                     "InvalidParameter",
-                    &format!("The gallery image name '{name}' is invalid: use 1-80 letters, digits, '.', '_' and '-', starting and ending with a letter or digit."),
+                    &format!(
+                        "The gallery image name '{name}' is invalid: use 1-80 letters, digits, '.', '_' and '-', starting and ending with a letter or digit."
+                    ),
                 );
             }
             // PATCH merges onto the stored properties; PUT replaces them.
             let merged = match (&existing, ctx.method == Method::PATCH) {
                 (Some(r), true) => {
-                    let mut p = r.body.get("properties").cloned().unwrap_or_else(|| json!({}));
-                    if let (Some(po), Some(given)) = (p.as_object_mut(), body.get("properties").and_then(Value::as_object)) {
+                    let mut p = r
+                        .body
+                        .get("properties")
+                        .cloned()
+                        .unwrap_or_else(|| json!({}));
+                    if let (Some(po), Some(given)) = (
+                        p.as_object_mut(),
+                        body.get("properties").and_then(Value::as_object),
+                    ) {
                         for (k, v) in given {
                             po.insert(k.clone(), v.clone());
                         }
@@ -493,16 +565,27 @@ fn image_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, name: &str) 
                     return arm_error(
                         StatusCode::CONFLICT,
                         "OperationNotAllowed",
-                        &format!("Operation on gallery image '{name}' is not allowed while it is {}.", old.state),
+                        &format!(
+                            "Operation on gallery image '{name}' is not allowed while it is {}.",
+                            old.state
+                        ),
                     );
                 }
                 let old_props = old.body.get("properties").cloned().unwrap_or_default();
-                for f in ["osType", "osState", "hyperVGeneration", "identifier", "architecture"] {
+                for f in [
+                    "osType",
+                    "osState",
+                    "hyperVGeneration",
+                    "identifier",
+                    "architecture",
+                ] {
                     if old_props.get(f) != props.get(f) {
                         return arm_error(
                             StatusCode::CONFLICT,
                             "PropertyChangeNotAllowed",
-                            &format!("Changing property 'galleryImage.properties.{f}' is not allowed."),
+                            &format!(
+                                "Changing property 'galleryImage.properties.{f}' is not allowed."
+                            ),
                         );
                     }
                 }
@@ -521,8 +604,16 @@ fn image_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, name: &str) 
                 drop(w);
                 return started(ctx, StatusCode::OK, &out, &op, &loc);
             }
-            let Some(location) = body.get("location").and_then(Value::as_str).map(str::to_string) else {
-                return arm_error(StatusCode::BAD_REQUEST, "LocationRequired", "The location property is required for this definition.");
+            let Some(location) = body
+                .get("location")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                return arm_error(
+                    StatusCode::BAD_REQUEST,
+                    "LocationRequired",
+                    "The location property is required for this definition.",
+                );
             };
             let tags = body.get("tags").cloned().unwrap_or_else(|| json!({}));
             let res = new_res(ctx, &id, IMAGE_TYPE, rg, name, &location, tags, props);
@@ -544,14 +635,24 @@ pub(crate) fn publishing_profile(given: Option<&Value>, default_region: &str) ->
         .and_then(Value::as_str)
         .unwrap_or("Standard_LRS")
         .to_string();
-    let replica = given.get("replicaCount").and_then(Value::as_i64).unwrap_or(1);
-    let exclude = given.get("excludeFromLatest").and_then(Value::as_bool).unwrap_or(false);
+    let replica = given
+        .get("replicaCount")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let exclude = given
+        .get("excludeFromLatest")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let regions: Vec<Value> = match given.get("targetRegions").and_then(Value::as_array) {
         Some(list) if !list.is_empty() => list
             .iter()
             .map(|t| {
                 let mut o = t.as_object().cloned().unwrap_or_default();
-                let name = o.get("name").and_then(Value::as_str).unwrap_or(default_region).to_string();
+                let name = o
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(default_region)
+                    .to_string();
                 o.insert("name".into(), json!(region_display(&name)));
                 o.entry("regionalReplicaCount").or_insert(json!(replica));
                 o.entry("storageAccountType").or_insert(json!(sat));
@@ -580,16 +681,25 @@ pub(crate) fn publishing_profile(given: Option<&Value>, default_region: &str) ->
 pub(crate) fn version_conflict(w: &World, version_id: &str) -> Option<(String, String)> {
     let key = version_id.to_ascii_lowercase();
     let (image_key, name) = key.rsplit_once("/versions/")?;
-    if !w.resources.get(image_key).is_some_and(|r| r.rtype == IMAGE_TYPE) {
+    if !w
+        .resources
+        .get(image_key)
+        .is_some_and(|r| r.rtype == IMAGE_TYPE)
+    {
         return Some((
             "ParentResourceNotFound".into(),
-            format!("Can not perform requested operation on nested resource. Parent resource '{}' not found.", image_key),
+            format!(
+                "Can not perform requested operation on nested resource. Parent resource '{}' not found.",
+                image_key
+            ),
         ));
     }
     if parse_version(name).is_none() {
         return Some((
             "InvalidParameter".into(),
-            format!("The gallery image version name '{name}' is invalid. It must follow the format Major(int32).Minor(int32).Patch(int32)."),
+            format!(
+                "The gallery image version name '{name}' is invalid. It must follow the format Major(int32).Minor(int32).Patch(int32)."
+            ),
         ));
     }
     w.resources.contains_key(&key).then(|| {
@@ -612,7 +722,10 @@ pub(crate) fn create_version_now(
     list_lag: Instant,
 ) {
     let key = version_id.to_ascii_lowercase();
-    let image_key = key.rsplit_once("/versions/").map(|(i, _)| i.to_string()).unwrap_or_default();
+    let image_key = key
+        .rsplit_once("/versions/")
+        .map(|(i, _)| i.to_string())
+        .unwrap_or_default();
     let location = w
         .resources
         .get(&image_key)
@@ -664,9 +777,18 @@ fn replication_status(ctx: &Ctx<'_>, r: &Res) -> Value {
         .unwrap_or_default();
     let n = regions.len().max(1) as f64;
     let done = r.state == "Succeeded";
-    let total = ctx.inner.knobs.real(ctx.inner.knobs.get().lro_duration).as_secs_f64().max(0.001);
+    let total = ctx
+        .inner
+        .knobs
+        .real(ctx.inner.knobs.get().lro_duration)
+        .as_secs_f64()
+        .max(0.001);
     let elapsed = r.created.elapsed().map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    let fraction = if done { 1.0 } else { (elapsed / total).min(0.99) };
+    let fraction = if done {
+        1.0
+    } else {
+        (elapsed / total).min(0.99)
+    };
     let summary: Vec<Value> = regions
         .iter()
         .enumerate()
@@ -684,7 +806,14 @@ fn replication_status(ctx: &Ctx<'_>, r: &Res) -> Value {
     json!({"aggregatedState": if all_done { "Completed" } else { "InProgress" }, "summary": summary})
 }
 
-fn version_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, image: &str, name: &str) -> Response {
+fn version_handler(
+    ctx: &Ctx<'_>,
+    rg: &str,
+    gallery: &str,
+    gid: &str,
+    image: &str,
+    name: &str,
+) -> Response {
     let iid = format!("{gid}/images/{image}");
     let id = format!("{iid}/versions/{name}");
     let key = id.to_ascii_lowercase();
@@ -740,7 +869,9 @@ fn version_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, image: &st
             if parse_version(name).is_none() {
                 return invalid(
                     "InvalidParameter",
-                    &format!("The gallery image version name '{name}' is invalid. It must follow the format Major(int32).Minor(int32).Patch(int32), each part a number from 0 to 2147483647."),
+                    &format!(
+                        "The gallery image version name '{name}' is invalid. It must follow the format Major(int32).Minor(int32).Patch(int32), each part a number from 0 to 2147483647."
+                    ),
                     "galleryImageVersionName",
                 );
             }
@@ -751,13 +882,22 @@ fn version_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, image: &st
                 .map(str::to_string)
                 .or_else(|| existing.as_ref().and_then(|r| r.location.clone()));
             let Some(location) = location else {
-                return arm_error(StatusCode::BAD_REQUEST, "LocationRequired", "The location property is required for this definition.");
+                return arm_error(
+                    StatusCode::BAD_REQUEST,
+                    "LocationRequired",
+                    "The location property is required for this definition.",
+                );
             };
             let image_loc = image_res.location.clone().unwrap_or_default();
-            if !location.replace(' ', "").eq_ignore_ascii_case(&image_loc.replace(' ', "")) {
+            if !location
+                .replace(' ', "")
+                .eq_ignore_ascii_case(&image_loc.replace(' ', ""))
+            {
                 return invalid(
                     "InvalidParameter",
-                    &format!("The gallery image version location '{location}' must match the location of the gallery image '{image_loc}'."),
+                    &format!(
+                        "The gallery image version location '{location}' must match the location of the gallery image '{image_loc}'."
+                    ),
                     "location",
                 );
             }
@@ -772,7 +912,10 @@ fn version_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, image: &st
                     return arm_error(
                         StatusCode::CONFLICT,
                         "OperationNotAllowed",
-                        &format!("Operation on gallery image version '{name}' is not allowed while it is {}.", old.state),
+                        &format!(
+                            "Operation on gallery image version '{name}' is not allowed while it is {}.",
+                            old.state
+                        ),
                     );
                 }
                 let old_source = old
@@ -795,7 +938,10 @@ fn version_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, image: &st
                 if let Some(pp) = given.get("publishingProfile")
                     && let Some(p) = r.body.get_mut("properties").and_then(Value::as_object_mut)
                 {
-                    p.insert("publishingProfile".into(), publishing_profile(Some(pp), &location));
+                    p.insert(
+                        "publishingProfile".into(),
+                        publishing_profile(Some(pp), &location),
+                    );
                 }
                 if let Some(t) = body.get("tags") {
                     r.tags = t.clone();
@@ -829,7 +975,16 @@ fn version_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, image: &st
                 .entry("safetyProfile")
                 .or_insert(json!({"allowDeletionOfReplicatedLocations": true, "reportedForPolicyViolation": false}));
             let tags = body.get("tags").cloned().unwrap_or_else(|| json!({}));
-            let res = new_res(ctx, &id, VERSION_TYPE, rg, name, &image_loc, tags, Value::Object(props));
+            let res = new_res(
+                ctx,
+                &id,
+                VERSION_TYPE,
+                rg,
+                name,
+                &image_loc,
+                tags,
+                Value::Object(props),
+            );
             let out = render(&res, true);
             let mut w = ctx.inner.lock();
             w.resources.insert(key.clone(), res);

@@ -8,6 +8,7 @@
 pub(crate) mod compute;
 pub(crate) mod groups;
 pub(crate) mod identity;
+pub(crate) mod imagebuilder;
 pub(crate) mod rbac;
 pub(crate) mod storage;
 
@@ -137,6 +138,7 @@ pub(crate) fn supported_versions(ns: &str) -> Option<&'static [&'static str]> {
             "2021-10-01",
             "2021-07-01",
         ],
+        "microsoft.virtualmachineimages" => &["2025-10-01", "2024-02-01"],
         _ => return None,
     })
 }
@@ -433,6 +435,7 @@ async fn front_door(
     {
         let mut w = inner.lock();
         tick(&mut w, &inner.knobs);
+        imagebuilder::advance(inner, &mut w);
     }
 
     let ctx = Ctx {
@@ -484,6 +487,14 @@ async fn route(ctx: &Ctx<'_>) -> Response {
             groups::list_resources(ctx, Some(&rg))
         }
         ["operationresults", _] => location_poll(ctx, &ctx.segs[3]),
+        [
+            "providers",
+            "microsoft.virtualmachineimages",
+            "locations",
+            _loc,
+            kind,
+            _,
+        ] => imagebuilder::operation(ctx, kind, &ctx.segs[7]),
         ["providers", _ns, "locations", _loc, kind, _] => match *kind {
             "operations" | "operationstatuses" => status_poll(ctx, &ctx.segs[7]),
             _ => location_poll(ctx, &ctx.segs[7]),
@@ -505,6 +516,9 @@ async fn route(ctx: &Ctx<'_>) -> Response {
                 }
                 ("microsoft.storage", "storageaccounts") => storage::handle(ctx, &rg).await,
                 ("microsoft.compute", "galleries") => compute::handle(ctx, &rg).await,
+                ("microsoft.virtualmachineimages", "imagetemplates") => {
+                    imagebuilder::handle(ctx, &rg).await
+                }
                 _ => unknown_type(ctx, ns, typ),
             }
         }
@@ -520,6 +534,7 @@ fn list_by_type(ctx: &Ctx<'_>, rg: Option<&str>, ns: &str, typ: &str) -> Respons
         ("microsoft.managedidentity", "userassignedidentities") => identity::TYPE,
         ("microsoft.storage", "storageaccounts") => storage::TYPE,
         ("microsoft.compute", "galleries") => compute::TYPE,
+        ("microsoft.virtualmachineimages", "imagetemplates") => imagebuilder::TYPE,
         _ => return unknown_type(ctx, ns, typ),
     };
     let action = format!("{rtype}/read");

@@ -1,0 +1,339 @@
+//! Helpers for the gallery and Image Builder tests: an emulator on a fast clock, an HTTPS client
+//! that trusts its CA, ARM calls with the Owner's token, long-running-operation polling, and the
+//! setup every build needs (group, identity, gallery, definition, a scripts container).
+
+#![allow(dead_code)]
+
+use aib_emulator::{Emulator, EmulatorConfig, KnobValues};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+pub const COMPUTE_API: &str = "2025-03-03";
+pub const AIB_API: &str = "2025-10-01";
+pub const RG_API: &str = "2025-04-01";
+pub const MSI_API: &str = "2024-11-30";
+pub const STORAGE_API: &str = "2025-06-01";
+pub const AUTHZ_API: &str = "2022-04-01";
+pub const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+pub const BLOB_READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
+pub const BLOB_CONTRIBUTOR: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
+
+/// A started emulator plus a client and the Owner's management token.
+pub struct Env {
+    pub emu: Emulator,
+    pub http: reqwest::Client,
+    pub token: String,
+}
+
+/// Knobs for tests: a fast clock (1 emulated minute = 0.1 s) and quick operations.
+pub fn fast_knobs() -> KnobValues {
+    let mut k = KnobValues {
+        time_scale: 600.0,
+        list_lag: Duration::from_secs(0),
+        lro_duration: Duration::from_secs(6),
+        lro_polls: 1,
+        lro_retry_after: 0,
+        rbac_propagation_delay: Duration::from_secs(0),
+        principal_visibility_delay: Duration::from_secs(0),
+        ..Default::default()
+    };
+    k.aib.create = Duration::from_secs(60);
+    k
+}
+
+pub async fn start(azurite: bool) -> Env {
+    let emu = Emulator::start(EmulatorConfig {
+        azurite,
+        time_scale: 600.0,
+        knobs: fast_knobs(),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
+    let pem = std::fs::read(emu.ca_file()).expect("ca.pem");
+    let ca = reqwest::Certificate::from_pem(&pem).expect("CA parses");
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let token = token(&emu, &http, "https://management.azure.com/.default").await;
+    Env { emu, http, token }
+}
+
+pub async fn token(emu: &Emulator, http: &reqwest::Client, scope: &str) -> String {
+    let r = http
+        .post(format!(
+            "{}{}/oauth2/v2.0/token",
+            emu.url(),
+            emu.tenant_id()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", emu.client_id()),
+            ("client_secret", emu.client_secret()),
+            ("scope", scope),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(r.status(), 200, "token endpoint");
+    let v: Value = r.json().await.expect("json");
+    v["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// An answer: status, headers, JSON body (Null when empty or not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+    pub fn code(&self) -> String {
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+    pub fn message(&self) -> String {
+        self.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+impl Env {
+    pub fn sub(&self) -> String {
+        self.emu.subscription_id().to_string()
+    }
+
+    pub fn rg_id(&self, rg: &str) -> String {
+        format!("/subscriptions/{}/resourceGroups/{rg}", self.sub())
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        api: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{}{}{sep}api-version={api}",
+            self.emu.url(),
+            path.trim_start_matches('/')
+        );
+        self.call_url(method, &url, body).await
+    }
+
+    pub async fn call_url(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut req = self.http.request(method, url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+
+    pub async fn put(&self, path: &str, api: &str, body: Value) -> Answer {
+        self.call(reqwest::Method::PUT, path, api, Some(body)).await
+    }
+    pub async fn get(&self, path: &str, api: &str) -> Answer {
+        self.call(reqwest::Method::GET, path, api, None).await
+    }
+    pub async fn post(&self, path: &str, api: &str) -> Answer {
+        self.call(reqwest::Method::POST, path, api, None).await
+    }
+    pub async fn delete(&self, path: &str, api: &str) -> Answer {
+        self.call(reqwest::Method::DELETE, path, api, None).await
+    }
+
+    /// Polls an Azure-AsyncOperation URL until a terminal status; returns the last body.
+    pub async fn wait_status(&self, url: &str, limit: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let a = self.call_url(reqwest::Method::GET, url, None).await;
+            assert_eq!(a.status, 200, "status poll answers 200: {}", a.body);
+            let s = a.body["status"].as_str().unwrap_or("").to_string();
+            if matches!(s.as_str(), "Succeeded" | "Failed" | "Canceled") {
+                return a.body;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "operation still {s} after {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls a Location URL until it stops answering 202; returns the final answer.
+    pub async fn wait_location(&self, url: &str, limit: Duration) -> Answer {
+        let start = Instant::now();
+        loop {
+            let a = self.call_url(reqwest::Method::GET, url, None).await;
+            if a.status != 202 {
+                return a;
+            }
+            assert!(start.elapsed() < limit, "still 202 after {limit:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn group(&self, rg: &str) {
+        let a = self
+            .put(&self.rg_id(rg), RG_API, json!({"location": "westeurope"}))
+            .await;
+        assert!(a.status == 201 || a.status == 200, "group: {}", a.body);
+    }
+
+    /// Creates a user-assigned identity; returns (id, principalId).
+    pub async fn identity(&self, rg: &str, name: &str) -> (String, String) {
+        let id = format!(
+            "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
+            self.rg_id(rg)
+        );
+        let a = self
+            .put(&id, MSI_API, json!({"location": "westeurope"}))
+            .await;
+        assert!(a.status == 201 || a.status == 200, "identity: {}", a.body);
+        let p = a.body["properties"]["principalId"]
+            .as_str()
+            .expect("principalId")
+            .to_string();
+        (id, p)
+    }
+
+    /// Gallery + definition, both finished; returns the definition id.
+    pub async fn gallery_with_image(&self, rg: &str, gallery: &str, image: &str) -> String {
+        let gid = format!(
+            "{}/providers/Microsoft.Compute/galleries/{gallery}",
+            self.rg_id(rg)
+        );
+        let a = self
+            .put(&gid, COMPUTE_API, json!({"location": "westeurope"}))
+            .await;
+        assert_eq!(a.status, 201, "gallery: {}", a.body);
+        let st = self
+            .wait_status(
+                &a.header("azure-asyncoperation").expect("aao"),
+                Duration::from_secs(20),
+            )
+            .await;
+        assert_eq!(st["status"], "Succeeded");
+        let iid = format!("{gid}/images/{image}");
+        let a = self.put(&iid, COMPUTE_API, image_body()).await;
+        assert_eq!(a.status, 201, "image: {}", a.body);
+        let st = self
+            .wait_status(
+                &a.header("azure-asyncoperation").expect("aao"),
+                Duration::from_secs(20),
+            )
+            .await;
+        assert_eq!(st["status"], "Succeeded");
+        iid
+    }
+
+    /// A storage account with a container, the Owner holding Blob Data Contributor on it;
+    /// returns the account's blob endpoint.
+    pub async fn scripts_account(&self, rg: &str, account: &str, container: &str) -> String {
+        let id = format!(
+            "{}/providers/Microsoft.Storage/storageAccounts/{account}",
+            self.rg_id(rg)
+        );
+        let a = self.put(&id, STORAGE_API, json!({"location": "westeurope", "sku": {"name": "Standard_LRS"}, "kind": "StorageV2"})).await;
+        assert_eq!(a.status, 202, "account: {}", a.body);
+        let done = self
+            .wait_location(
+                &a.header("location").expect("location"),
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(done.status, 200, "account done: {}", done.body);
+        let endpoint = done.body["properties"]["primaryEndpoints"]["blob"]
+            .as_str()
+            .expect("blob endpoint")
+            .to_string();
+        let c = self
+            .put(
+                &format!("{id}/blobServices/default/containers/{container}"),
+                STORAGE_API,
+                json!({}),
+            )
+            .await;
+        assert!(c.status == 201 || c.status == 200, "container: {}", c.body);
+        self.emu.grant(self.emu.object_id(), BLOB_CONTRIBUTOR, &id);
+        endpoint
+    }
+
+    /// Uploads a blob as the Owner (bearer token through the blob front).
+    pub async fn upload(&self, url: &str, content: &str) {
+        let t = token(&self.emu, &self.http, "https://storage.azure.com/.default").await;
+        let r = self
+            .http
+            .put(url)
+            .bearer_auth(t)
+            .header("x-ms-version", "2025-01-05")
+            .header("x-ms-blob-type", "BlockBlob")
+            .body(content.to_string())
+            .send()
+            .await
+            .expect("upload");
+        assert!(r.status().is_success(), "upload {url}: {}", r.status());
+    }
+
+    /// Reads a blob as the Owner; None on 404.
+    pub async fn download(&self, url: &str) -> Option<String> {
+        let t = token(&self.emu, &self.http, "https://storage.azure.com/.default").await;
+        let r = self
+            .http
+            .get(url)
+            .bearer_auth(t)
+            .header("x-ms-version", "2025-01-05")
+            .send()
+            .await
+            .expect("download");
+        if r.status() == 404 {
+            return None;
+        }
+        assert!(r.status().is_success(), "download {url}: {}", r.status());
+        Some(r.text().await.unwrap_or_default())
+    }
+}
+
+pub fn image_body() -> Value {
+    json!({
+        "location": "westeurope",
+        "properties": {
+            "osType": "Linux",
+            "osState": "Generalized",
+            "hyperVGeneration": "V2",
+            "identifier": {"publisher": "aib", "offer": "ci-agent", "sku": "ubuntu-2204-gen2"},
+            "features": [{"name": "SecurityType", "value": "TrustedLaunchSupported"}]
+        }
+    })
+}
