@@ -232,6 +232,11 @@ pub(crate) async fn handle(inner: &Inner, parts: http::request::Parts, body: Bod
                 &format!("AccountName=\"{account}\""),
             );
         Response::new(Body::from(text))
+    } else if Knobs::roll(knobs.slow_body_rate) {
+        Response::new(Body::from_stream(trickle(
+            Box::pin(resp.bytes_stream()),
+            knobs.slow_body_delay,
+        )))
     } else {
         Response::new(Body::from_stream(resp.bytes_stream()))
     };
@@ -246,6 +251,30 @@ pub(crate) async fn handle(inner: &Inner, parts: http::request::Parts, body: Bod
         out.headers_mut().append(k, v.clone());
     }
     with_caller(out, caller.as_deref())
+}
+
+/// Re-chunks a body into 16 KiB pieces with a pause before each (the slow-body fault).
+fn trickle<S>(
+    inner: S,
+    delay: std::time::Duration,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + Unpin + 'static,
+{
+    use futures::StreamExt;
+    let state = (inner, bytes::Bytes::new());
+    futures::stream::unfold(state, move |(mut inner, mut pending)| async move {
+        if pending.is_empty() {
+            match inner.next().await {
+                Some(Ok(b)) => pending = b,
+                Some(Err(e)) => return Some((Err(e), (inner, pending))),
+                None => return None,
+            }
+        }
+        tokio::time::sleep(delay).await;
+        let piece = pending.split_to(pending.len().min(16 * 1024));
+        Some((Ok(piece), (inner, pending)))
+    })
 }
 
 /// The RBAC action and scope a data-plane request needs.

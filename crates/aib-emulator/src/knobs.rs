@@ -49,6 +49,11 @@ pub struct KnobValues {
     pub lro_retry_after: u64,
     /// Honour `principalType: ServicePrincipal` as a bypass of the principal-visibility window.
     pub principal_type_bypass: bool,
+    /// Share (0..1) of blob-front answers whose body trickles out in 16 KiB pieces.
+    pub slow_body_rate: f64,
+    /// Pause before each 16 KiB piece of a slow body (real time: it is the network).
+    #[serde(with = "secs")]
+    pub slow_body_delay: Duration,
     /// Image Builder timings and faults (see [`crate::AibKnobs`]).
     pub aib: crate::AibKnobs,
 }
@@ -83,6 +88,8 @@ impl Default for KnobValues {
             lro_duration: Duration::from_secs(1),
             lro_retry_after: 1,
             principal_type_bypass: true,
+            slow_body_rate: 0.0,
+            slow_body_delay: Duration::from_millis(50),
             aib: crate::AibKnobs::default(),
         }
     }
@@ -178,6 +185,15 @@ impl Knobs {
     /// Whether `principalType: ServicePrincipal` skips the principal-visibility window.
     pub fn set_principal_type_bypass(&self, honour: bool) {
         self.update(|v| v.principal_type_bypass = honour);
+    }
+
+    /// Blob-front answers trickle out (16 KiB pieces, `delay` before each) at this rate, so
+    /// clients prove their timeouts and progress handling.
+    pub fn set_slow_bodies(&self, rate: f64, delay: Duration) {
+        self.update(|v| {
+            v.slow_body_rate = rate.clamp(0.0, 1.0);
+            v.slow_body_delay = delay;
+        });
     }
 
     /// Real duration of an emulated one, at the current time scale.

@@ -67,6 +67,12 @@ struct Cli {
     /// Share (0..1) of connections dropped without an answer.
     #[arg(long, default_value_t = 0.0)]
     drop_rate: f64,
+    /// Share (0..1) of blob answers whose body trickles out in 16 KiB pieces.
+    #[arg(long, default_value_t = 0.0)]
+    slow_body_rate: f64,
+    /// Pause before each 16 KiB piece of a slow blob body, real milliseconds.
+    #[arg(long, default_value_t = 50)]
+    slow_body_delay_ms: u64,
     /// Delay before a new managed identity's principal is visible to role assignments
     /// (PrincipalNotFound meanwhile), emulated seconds.
     #[arg(long, default_value_t = 5.0)]
@@ -119,6 +125,8 @@ async fn main() -> Result<()> {
             throttle_retry_after: cli.throttle_retry_after,
             server_error_rate: cli.server_error_rate,
             drop_rate: cli.drop_rate,
+            slow_body_rate: cli.slow_body_rate,
+            slow_body_delay: Duration::from_millis(cli.slow_body_delay_ms),
             federated_token_lifetime: Duration::from_secs(cli.federated_token_lifetime),
             principal_visibility_delay: secs(cli.principal_visibility_delay),
             rbac_propagation_delay: secs(cli.rbac_propagation_delay),

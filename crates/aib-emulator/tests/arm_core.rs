@@ -374,3 +374,51 @@ async fn lists_page_with_absolute_next_link() {
     assert_eq!(pages, 3);
     assert_eq!(names.len(), 5);
 }
+
+/// The drop knob closes connections without an answer; the log records them with status 0.
+#[tokio::test]
+async fn drop_knob_closes_connections_without_answer() {
+    let emu = emulator(false).await;
+    let http = client(&emu);
+    let token = mgmt_token(&emu, &http).await;
+    emu.knobs().set_drop_rate(1.0);
+    emu.clear_requests();
+    let url = arm_url(
+        &emu,
+        &format!("/subscriptions/{}/resourcegroups", emu.subscription_id()),
+        RG_API,
+    );
+    let r = http.get(&url).bearer_auth(&token).send().await;
+    assert!(r.is_err(), "a dropped connection gives no HTTP answer");
+    assert!(emu.requests().iter().all(|r| r.status == 0));
+    emu.knobs().set_drop_rate(0.0);
+    let r = http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+}
+
+/// Injected 500/503 use ARM's error shape, and the knob can be switched off again.
+#[tokio::test]
+async fn server_error_knob_answers_5xx_in_arm_shape() {
+    let emu = emulator(false).await;
+    let http = client(&emu);
+    let token = mgmt_token(&emu, &http).await;
+    emu.knobs().set_server_error_rate(1.0);
+    let url = arm_url(
+        &emu,
+        &format!("/subscriptions/{}/resourcegroups", emu.subscription_id()),
+        RG_API,
+    );
+    let r = http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert!(r.status() == 500 || r.status() == 503, "{}", r.status());
+    assert!(json(r).await["error"]["code"].is_string());
+}

@@ -204,6 +204,18 @@ async fn storage_account_container_and_blob_round_trip() {
     assert_eq!(list.status(), 200);
     let xml = list.text().await.unwrap_or_default();
     assert!(xml.contains("<Name>dir/hello.sh</Name>"), "{xml}");
+    // A slow body still arrives whole.
+    emu.knobs().set_slow_bodies(1.0, Duration::from_millis(5));
+    let r = http
+        .get(&blob)
+        .bearer_auth(&st)
+        .header("x-ms-version", "2025-01-05")
+        .header("x-ms-date", http_date())
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(r.text().await.unwrap_or_default(), "echo hello\n");
+    emu.knobs().set_slow_bodies(0.0, Duration::ZERO);
     // Shared key is refused when the account disallows it.
     let r = http
         .get(&blob)
