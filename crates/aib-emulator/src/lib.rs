@@ -401,6 +401,53 @@ impl Emulator {
     pub fn clear_requests(&self) {
         self.inner.log.clear();
     }
+    /// Lets `client_id` log in with CI id tokens whose issuer and subject match (a federated
+    /// identity credential); false when the client is unknown. The emulator's GitHub tokens carry
+    /// [`Emulator::github_subject`], its Pipelines tokens [`Emulator::azure_pipelines_subject`].
+    pub fn add_federated_credential(&self, client_id: &str, issuer: &str, subject: &str) -> bool {
+        let mut w = self.inner.lock();
+        match w.clients.get_mut(&client_id.to_ascii_lowercase()) {
+            Some(c) => {
+                c.federated.push((issuer.to_string(), subject.to_string()));
+                true
+            }
+            None => false,
+        }
+    }
+    /// (issuer, subject) of the GitHub Actions id tokens this emulator issues.
+    pub fn github_subject(&self) -> (&'static str, &'static str) {
+        (core::GITHUB_ISSUER, core::GITHUB_SUBJECT)
+    }
+    /// (issuer, subject) of the Azure Pipelines id tokens this emulator issues.
+    pub fn azure_pipelines_subject(&self) -> (String, String) {
+        (
+            self.inner.pipelines_issuer(),
+            self.inner.pipelines_subject(),
+        )
+    }
+    /// Requests sent again sooner than the `Retry-After` we had answered the same caller for
+    /// the same method, path and query — clients that poll or retry faster than asked.
+    pub fn early_retries(&self) -> Vec<RequestRecord> {
+        let log = self.inner.log.all();
+        let mut early = Vec::new();
+        for (i, r) in log.iter().enumerate() {
+            let Some(wait) = r.retry_after else { continue };
+            let again = log[i + 1..].iter().find(|n| {
+                n.method == r.method
+                    && n.path == r.path
+                    && n.query == r.query
+                    && n.principal == r.principal
+            });
+            if let Some(n) = again {
+                let gap = n.at.duration_since(r.at).unwrap_or_default();
+                // 50 ms of slack for clock granularity between two log stamps.
+                if gap + Duration::from_millis(50) < Duration::from_secs(wait) {
+                    early.push(n.clone());
+                }
+            }
+        }
+        early
+    }
     /// Whether Azurite runs behind the blob front.
     pub fn has_azurite(&self) -> bool {
         self.inner.azurite.is_some()

@@ -422,3 +422,92 @@ async fn server_error_knob_answers_5xx_in_arm_shape() {
     assert!(r.status() == 500 || r.status() == 503, "{}", r.status());
     assert!(json(r).await["error"]["code"].is_string());
 }
+
+/// The log tells a client that honours Retry-After from one that retries at once.
+#[tokio::test]
+async fn early_retries_flags_clients_that_ignore_retry_after() {
+    let emu = emulator(false).await;
+    let http = client(&emu);
+    let token = mgmt_token(&emu, &http).await;
+    let url = arm_url(
+        &emu,
+        &format!("/subscriptions/{}/resourcegroups", emu.subscription_id()),
+        RG_API,
+    );
+    emu.knobs().set_throttle_rate(1.0, 1);
+    emu.clear_requests();
+    let _ = http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    let _ = http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(emu.early_retries().len(), 1, "an immediate retry is early");
+    emu.clear_requests();
+    let _ = http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    let _ = http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert!(
+        emu.early_retries().is_empty(),
+        "waiting Retry-After is fine"
+    );
+}
+
+/// Another client can be given a federated credential for the emulator's GitHub tokens.
+#[tokio::test]
+async fn federated_credential_can_be_added_to_another_client() {
+    let emu = emulator(false).await;
+    let http = client(&emu);
+    let other = "99999999-9999-9999-9999-999999999999";
+    emu.add_client(other, "unused-secret");
+    let (issuer, subject) = emu.github_subject();
+    assert!(emu.add_federated_credential(other, issuer, subject));
+    assert!(!emu.add_federated_credential("unknown", issuer, subject));
+    let (url, request_token) = emu.github_oidc();
+    let r = http
+        .get(format!("{url}&audience=api://AzureADTokenExchange"))
+        .header("Authorization", format!("bearer {request_token}"))
+        .send()
+        .await
+        .expect("id token");
+    let assertion = json(r).await["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let r = http
+        .post(format!(
+            "{}{}/oauth2/v2.0/token",
+            emu.url(),
+            emu.tenant_id()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", other),
+            ("scope", "https://management.azure.com/.default"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(r.status(), 200);
+}
