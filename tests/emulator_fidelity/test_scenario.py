@@ -224,3 +224,16 @@ def _alive(pid):
             return f.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_azurite_dies_with_a_killed_emulator(tmp_path):
+    """Even SIGKILL (no cleanup code runs) leaves no Azurite behind: it dies with its parent."""
+    emu = start_emulator(tmp_path)
+    kids = children_of(emu.proc.pid)
+    assert kids
+    emu.proc.kill()
+    emu.proc.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(k) for k in kids):
+        time.sleep(0.1)
+    assert not any(_alive(k) for k in kids), kids

@@ -130,6 +130,18 @@ pub(crate) async fn start(
     .stdout(Stdio::null())
     .stderr(Stdio::piped())
     .kill_on_drop(true);
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl, which is
+    // async-signal-safe. The kernel then kills Azurite when the thread that spawned it ends,
+    // even if the emulator is SIGKILLed and never runs its Drop.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let child = cmd
         .spawn()
         .with_context(|| format!("starting Azurite ({})", exe.display()))?;
