@@ -45,6 +45,8 @@ pub async fn start(azurite: bool) -> Env {
     let emu = Emulator::start(EmulatorConfig {
         azurite,
         time_scale: 600.0,
+        // Emulated lifetime at 600x: about 100 real minutes, longer than any test.
+        token_lifetime: Duration::from_secs(3_600_000),
         knobs: fast_knobs(),
         ..Default::default()
     })

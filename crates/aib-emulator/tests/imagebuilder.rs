@@ -1,0 +1,938 @@
+//! Azure VM Image Builder in the emulator (contract section 8, rules 19-27): strict template
+//! validation, creation with artefact downloads as the template identity, immutability, the run
+//! state machine with its customization.log, failures, cancel, delete, run outputs and lists.
+//!
+//! Tests that read or write blobs need Azurite (found like the emulator finds it: `AIB_AZURITE`,
+//! PATH, or `.tools/npm`); `scripts/test` installs it.
+
+mod aib_support;
+
+use aib_support::*;
+use serde_json::{Value, json};
+use sha2::Digest;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+const RG: &str = "rg-aib";
+
+/// Group, identity, gallery + definition (identity Contributor on the group); returns
+/// (identity id, identity principal, definition id).
+async fn setup(env: &Env) -> (String, String, String) {
+    env.group(RG).await;
+    let (uai, principal) = env.identity(RG, "id-aib").await;
+    let def = env.gallery_with_image(RG, "gal_aib", "ubuntu-2204").await;
+    env.emu.grant(&principal, CONTRIBUTOR, &env.rg_id(RG));
+    (uai, principal, def)
+}
+
+fn template(uai: &str, def: &str, customize: Value) -> Value {
+    json!({
+        "location": "westeurope",
+        "tags": {"env": "test"},
+        "identity": {"type": "UserAssigned", "userAssignedIdentities": {uai: {}}},
+        "properties": {
+            "source": {"type": "PlatformImage", "publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"},
+            "customize": customize,
+            "buildTimeoutInMinutes": 120,
+            "vmProfile": {"vmSize": "Standard_D2ds_v5", "osDiskSizeGB": 64},
+            "distribute": [{
+                "type": "SharedImage",
+                "runOutputName": "ubuntu-2204",
+                "galleryImageId": def,
+                "targetRegions": [{"name": "westeurope", "replicaCount": 1, "storageAccountType": "Standard_LRS"}],
+                "versioning": {"scheme": "Latest", "major": 1},
+                "artifactTags": {"source": "aib"}
+            }]
+        }
+    })
+}
+
+fn tpl_path(env: &Env, name: &str) -> String {
+    format!(
+        "{}/providers/Microsoft.VirtualMachineImages/imageTemplates/{name}",
+        env.rg_id(RG)
+    )
+}
+
+/// PUTs a template and waits for creation; returns the final operation status body.
+async fn create(env: &Env, name: &str, body: Value) -> Value {
+    let a = env.put(&tpl_path(env, name), AIB_API, body).await;
+    assert_eq!(a.status, 201, "create {name}: {}", a.body);
+    assert_eq!(a.body["properties"]["provisioningState"], "Creating");
+    let aao = a
+        .header("azure-asyncoperation")
+        .expect("Azure-AsyncOperation");
+    assert!(
+        aao.contains("/providers/Microsoft.VirtualMachineImages/locations/westeurope/operations/"),
+        "{aao}"
+    );
+    env.wait_status(&aao, Duration::from_secs(30)).await
+}
+
+/// Starts a run; returns the Azure-AsyncOperation URL.
+async fn start_run(env: &Env, name: &str) -> String {
+    let a = env
+        .post(&format!("{}/run", tpl_path(env, name)), AIB_API)
+        .await;
+    assert_eq!(a.status, 202, "run: {}", a.body);
+    assert!(a.header("location").is_some(), "run answers a Location too");
+    assert!(a.header("retry-after").is_some(), "run answers Retry-After");
+    a.header("azure-asyncoperation")
+        .expect("Azure-AsyncOperation")
+}
+
+/// The staging account's blob endpoint, found as a client would: list the staging group's
+/// storage accounts; the Owner gets Blob Data Reader on it to read logs.
+async fn staging_endpoint(env: &Env, name: &str) -> String {
+    let t = env.get(&tpl_path(env, name), AIB_API).await;
+    let staging = t.body["properties"]["exactStagingResourceGroup"]
+        .as_str()
+        .expect("exactStagingResourceGroup")
+        .to_string();
+    let list = env
+        .get(
+            &format!("{staging}/resources?$filter=resourceType%20eq%20'Microsoft.Storage/storageAccounts'"),
+            RG_API,
+        )
+        .await;
+    let account = list.body["value"][0]["id"]
+        .as_str()
+        .expect("staging account")
+        .to_string();
+    env.emu.grant(env.emu.object_id(), BLOB_READER, &account);
+    let acc = env.get(&account, STORAGE_API).await;
+    acc.body["properties"]["primaryEndpoints"]["blob"]
+        .as_str()
+        .expect("endpoint")
+        .to_string()
+}
+
+/// The newest customization.log in the staging account.
+async fn log_of(env: &Env, name: &str, op_message: &str) -> String {
+    let endpoint = staging_endpoint(env, name).await;
+    let i = op_message
+        .find("packerlogs/")
+        .expect("log path in the message");
+    let rest = &op_message[i..];
+    let end = rest.find("customization.log").expect("log name") + "customization.log".len();
+    let path = &rest[..end];
+    env.download(&format!("{endpoint}{path}"))
+        .await
+        .expect("customization.log exists")
+}
+
+/// Strict PUT validation: unknown and wrongly cased fields, the identity rules, the timeout
+/// bound, and 2025-10-01-only fields at 2024-02-01 all answer 400 ValidationFailed.
+#[tokio::test]
+async fn template_put_is_validated_strictly() {
+    let env = start(false).await;
+    let (uai, _, def) = setup(&env).await;
+    let good = template(
+        &uai,
+        &def,
+        json!([{"type": "Shell", "name": "hi", "inline": ["echo hi"]}]),
+    );
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            {
+                let mut b = good.clone();
+                b["properties"]["optimize"] = json!({"vmboot": {"state": "Enabled"}});
+                b
+            },
+            AIB_API,
+            "unknown field \"vmboot\"",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["properties"]["Source"] = b["properties"]["source"].clone();
+                b
+            },
+            AIB_API,
+            "unknown field \"Source\"",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b.as_object_mut().expect("o").remove("identity");
+                b
+            },
+            AIB_API,
+            "identity",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["properties"]["buildTimeoutInMinutes"] = json!(961);
+                b
+            },
+            AIB_API,
+            "buildTimeoutInMinutes",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["properties"]["customize"][0]["scriptUri"] =
+                    json!("https://x.blob.core.windows.net/c/a.sh");
+                b
+            },
+            AIB_API,
+            "Only one of",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["properties"]["distribute"][0]["replicationMode"] = json!("Shallow");
+                b
+            },
+            "2024-02-01",
+            "unknown field \"replicationMode\"",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["properties"]["distribute"][0]["replicationRegions"] = json!(["westeurope"]);
+                b
+            },
+            AIB_API,
+            "targetRegions",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["properties"]["source"] = json!({"type": "ManagedImage"});
+                b
+            },
+            AIB_API,
+            "imageId",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["properties"]["customize"][0] =
+                    json!({"type": "PowerShell", "inline": ["x"], "runAsSystem": true});
+                b
+            },
+            AIB_API,
+            "runAsSystem",
+        ),
+    ];
+    for (i, (body, api, needle)) in cases.into_iter().enumerate() {
+        let a = env
+            .put(&tpl_path(&env, &format!("bad{i}")), api, body)
+            .await;
+        assert_eq!(a.status, 400, "case {i}: {}", a.body);
+        assert_eq!(a.code(), "ValidationFailed", "case {i}");
+        assert!(a.message().contains(needle), "case {i}: {}", a.message());
+    }
+    let missing = format!(
+        "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nope",
+        env.rg_id(RG)
+    );
+    let a = env
+        .put(
+            &tpl_path(&env, "noid"),
+            AIB_API,
+            template(&missing, &def, json!([])),
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.code(), "FailedIdentityOperation");
+    let a = env.get(&tpl_path(&env, "bad0"), AIB_API).await;
+    assert_eq!(a.status, 404, "a refused template does not exist");
+    let a = env.put(&tpl_path(&env, "ok"), "2023-07-01", good).await;
+    assert_eq!(a.status, 400, "unsupported api-version");
+    assert!(a.message().contains("2025-10-01") && a.message().contains("2024-02-01"));
+}
+
+/// The whole happy path: creation with a checked script download, the staging group, 409 on
+/// re-PUT, a run through every sub-state, a gallery version from `versioning: Latest`, run
+/// outputs, the growing customization.log, and delete keeping the version.
+#[tokio::test]
+async fn build_runs_through_sub_states_and_publishes_a_version() {
+    let env = start(true).await;
+    let (uai, principal, def) = setup(&env).await;
+    let endpoint = env.scripts_account(RG, "aibscripts", "scripts").await;
+    let script = "#!/bin/bash\necho install\n";
+    env.upload(&format!("{endpoint}scripts/install.sh"), script)
+        .await;
+    let account_id = format!(
+        "{}/providers/Microsoft.Storage/storageAccounts/aibscripts",
+        env.rg_id(RG)
+    );
+    env.emu.grant(&principal, BLOB_READER, &account_id);
+    let sha = sha2::Sha256::digest(script.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let customize = json!([
+        {"type": "Shell", "name": "install", "scriptUri": format!("{endpoint}scripts/install.sh"), "sha256Checksum": sha},
+        {"type": "File", "name": "copy", "sourceUri": format!("{endpoint}scripts/install.sh"), "destination": "/tmp/install.sh"},
+        {"type": "Shell", "name": "inline step", "inline": ["echo done", "exit 0"]}
+    ]);
+    let body = template(&uai, &def, customize);
+    let st = create(&env, "it-good", body.clone()).await;
+    assert_eq!(st["status"], "Succeeded", "{st}");
+    let t = env.get(&tpl_path(&env, "it-good"), AIB_API).await;
+    assert_eq!(t.body["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(
+        t.body["identity"]["userAssignedIdentities"][&uai]["principalId"],
+        principal.as_str()
+    );
+    let staging = t.body["properties"]["exactStagingResourceGroup"]
+        .as_str()
+        .expect("staging")
+        .to_string();
+    let staging_name = staging.rsplit('/').next().unwrap_or("").to_string();
+    assert!(
+        staging_name.starts_with(&format!("IT_{RG}_it-good_")),
+        "{staging_name}"
+    );
+    let g = env.get(&staging, RG_API).await;
+    assert_eq!(g.status, 200);
+    assert_eq!(g.body["tags"]["imageTemplateName"], "it-good");
+    assert_eq!(g.body["tags"]["imageTemplateResourceGroupName"], RG);
+
+    let again = env.put(&tpl_path(&env, "it-good"), AIB_API, body).await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.code(), "Conflict");
+    assert!(
+        again
+            .message()
+            .starts_with("Update/Upgrade of image templates is currently not supported")
+    );
+    let patched = env
+        .call(
+            reqwest::Method::PATCH,
+            &tpl_path(&env, "it-good"),
+            AIB_API,
+            Some(json!({"tags": {"env": "patched"}})),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["tags"]["env"], "patched");
+
+    // Slow the clock enough to see every sub-state.
+    let mut k = env.emu.knobs().get();
+    k.time_scale = 150.0;
+    env.emu.knobs().set(k);
+    let aao = start_run(&env, "it-good").await;
+    let again = env
+        .post(&format!("{}/run", tpl_path(&env, "it-good")), AIB_API)
+        .await;
+    assert_eq!(again.status, 409, "a second run while one is under way");
+    assert_eq!(again.code(), "OperationNotAllowed");
+    let del = env.delete(&tpl_path(&env, "it-good"), AIB_API).await;
+    assert_eq!(del.code(), "OperationNotAllowed", "delete while running");
+    let mut seen = Vec::<String>::new();
+    let mut log_sizes = BTreeSet::new();
+    let endpoint_staging = staging_endpoint(&env, "it-good").await;
+    let started = Instant::now();
+    loop {
+        let t = env.get(&tpl_path(&env, "it-good"), AIB_API).await;
+        let lrs = &t.body["properties"]["lastRunStatus"];
+        let sub = lrs["runSubState"].as_str().unwrap_or("").to_string();
+        if seen.last() != Some(&sub) {
+            seen.push(sub);
+        }
+        if lrs["runState"] != "Running" {
+            assert_eq!(lrs["runState"], "Succeeded", "{lrs}");
+            assert_ne!(lrs["endTime"], "0001-01-01T00:00:00Z");
+            break;
+        }
+        if let Some(list) = list_blobs(
+            &env,
+            &format!("{endpoint_staging}packerlogs?restype=container&comp=list"),
+        )
+        .await
+            && let Some(name) = list
+                .split("<Name>")
+                .nth(1)
+                .and_then(|s| s.split("</Name>").next())
+            && let Some(text) = env
+                .download(&format!("{endpoint_staging}packerlogs/{name}"))
+                .await
+        {
+            log_sizes.insert(text.len());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "run did not end: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(
+        seen,
+        ["Queued", "Building", "Customizing", "Distributing"],
+        "sub-states in order"
+    );
+    assert!(
+        log_sizes.len() >= 3,
+        "the log grew while the build ran: {log_sizes:?}"
+    );
+    let st = env.wait_status(&aao, Duration::from_secs(5)).await;
+    assert_eq!(st["status"], "Succeeded");
+
+    let outs = env
+        .get(
+            &format!("{}/runOutputs", tpl_path(&env, "it-good")),
+            AIB_API,
+        )
+        .await;
+    assert_eq!(outs.status, 200);
+    let out = &outs.body["value"][0];
+    assert_eq!(out["name"], "ubuntu-2204");
+    let version_id = out["properties"]["artifactId"]
+        .as_str()
+        .expect("artifactId")
+        .to_string();
+    assert_eq!(
+        version_id,
+        format!("{def}/versions/1.0.0"),
+        "versioning Latest with major 1 and no versions"
+    );
+    let one = env
+        .get(
+            &format!("{}/runOutputs/ubuntu-2204", tpl_path(&env, "it-good")),
+            AIB_API,
+        )
+        .await;
+    assert_eq!(one.body["properties"]["artifactId"], version_id.as_str());
+    let v = env
+        .get(
+            &format!("{version_id}?$expand=ReplicationStatus"),
+            COMPUTE_API,
+        )
+        .await;
+    assert_eq!(v.status, 200, "{}", v.body);
+    assert_eq!(v.body["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(v.body["tags"]["source"], "aib");
+    assert_eq!(
+        v.body["properties"]["publishingProfile"]["targetRegions"][0]["name"],
+        "West Europe"
+    );
+    assert_eq!(
+        v.body["properties"]["replicationStatus"]["aggregatedState"],
+        "Completed"
+    );
+
+    let list = list_blobs(
+        &env,
+        &format!("{endpoint_staging}packerlogs?restype=container&comp=list"),
+    )
+    .await
+    .expect("list");
+    let name = list
+        .split("<Name>")
+        .nth(1)
+        .and_then(|s| s.split("</Name>").next())
+        .expect("a log blob")
+        .to_string();
+    assert!(name.ends_with("/customization.log"), "{name}");
+    let text = env
+        .download(&format!("{endpoint_staging}packerlogs/{name}"))
+        .await
+        .expect("log");
+    assert_eq!(
+        text.matches("(telemetry) Starting provisioner").count(),
+        3,
+        "{text}"
+    );
+    assert_eq!(text.matches("(telemetry) ending").count(), 3);
+    assert!(text.contains("(telemetry) Starting provisioner file"));
+    assert!(text.contains("(telemetry) Finalizing."));
+
+    // A second run publishes the next patch under major 1.
+    k = env.emu.knobs().get();
+    k.time_scale = 600.0;
+    env.emu.knobs().set(k);
+    let aao = start_run(&env, "it-good").await;
+    assert_eq!(
+        env.wait_status(&aao, Duration::from_secs(30)).await["status"],
+        "Succeeded"
+    );
+    let outs = env
+        .get(
+            &format!("{}/runOutputs", tpl_path(&env, "it-good")),
+            AIB_API,
+        )
+        .await;
+    assert_eq!(
+        outs.body["value"][0]["properties"]["artifactId"],
+        format!("{def}/versions/1.0.1")
+    );
+
+    let listed = env
+        .get(
+            &format!(
+                "/subscriptions/{}/providers/Microsoft.VirtualMachineImages/imageTemplates",
+                env.sub()
+            ),
+            AIB_API,
+        )
+        .await;
+    assert!(
+        listed.body["value"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|t| t["name"] == "it-good"))
+    );
+    let filtered = env
+        .get(
+            &format!(
+                "{}/resources?$filter=substringof('it-go',name)",
+                env.rg_id(RG)
+            ),
+            RG_API,
+        )
+        .await;
+    assert!(
+        filtered.body["value"].as_array().is_some_and(|v| v
+            .iter()
+            .any(|t| t["type"] == "Microsoft.VirtualMachineImages/imageTemplates")),
+        "{}",
+        filtered.body
+    );
+
+    let del = env.delete(&tpl_path(&env, "it-good"), AIB_API).await;
+    assert_eq!(del.status, 202, "{}", del.body);
+    let done = env
+        .wait_location(
+            &del.header("location").expect("Location"),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(done.status == 200 || done.status == 204);
+    assert_eq!(
+        env.get(&tpl_path(&env, "it-good"), AIB_API).await.status,
+        404
+    );
+    assert_eq!(
+        env.get(&staging, RG_API).await.status,
+        404,
+        "staging group removed"
+    );
+    assert_eq!(
+        env.get(&version_id, COMPUTE_API).await.status,
+        200,
+        "gallery versions stay"
+    );
+}
+
+async fn list_blobs(env: &Env, url: &str) -> Option<String> {
+    let t = token(&env.emu, &env.http, "https://storage.azure.com/.default").await;
+    let r = env
+        .http
+        .get(url)
+        .bearer_auth(t)
+        .header("x-ms-version", "2025-01-05")
+        .send()
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.text().await.ok()
+}
+
+/// Creation fails, leaving a Failed template with provisioningError, when the identity has no
+/// data role, the blob is missing, or the checksum is wrong; a failed template must be deleted
+/// before the name can be used again.
+#[tokio::test]
+async fn artefact_problems_fail_creation() {
+    let env = start(true).await;
+    let (uai, principal, def) = setup(&env).await;
+    let endpoint = env.scripts_account(RG, "aibscripts", "scripts").await;
+    env.upload(&format!("{endpoint}scripts/a.sh"), "echo a\n")
+        .await;
+    let shell = |uri: String, sha: Option<&str>| {
+        let mut c = json!({"type": "Shell", "name": "s", "scriptUri": uri});
+        if let Some(s) = sha {
+            c["sha256Checksum"] = json!(s);
+        }
+        json!([c])
+    };
+    // No data role yet: Unauthorized, even though the Owner can read the blob.
+    let st = create(
+        &env,
+        "it-norole",
+        template(&uai, &def, shell(format!("{endpoint}scripts/a.sh"), None)),
+    )
+    .await;
+    assert_eq!(st["status"], "Failed", "{st}");
+    assert_eq!(st["error"]["code"], "Unauthorized");
+    assert!(
+        st["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Not authorized to access the resource")
+    );
+    let t = env.get(&tpl_path(&env, "it-norole"), AIB_API).await;
+    assert_eq!(t.body["properties"]["provisioningState"], "Failed");
+    assert!(
+        t.body["properties"]["provisioningError"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("a.sh")
+    );
+    let run = env
+        .post(&format!("{}/run", tpl_path(&env, "it-norole")), AIB_API)
+        .await;
+    assert_eq!(
+        run.code(),
+        "OperationNotAllowed",
+        "a failed template cannot run"
+    );
+
+    let account_id = format!(
+        "{}/providers/Microsoft.Storage/storageAccounts/aibscripts",
+        env.rg_id(RG)
+    );
+    env.emu.grant(&principal, BLOB_READER, &account_id);
+    let st = create(
+        &env,
+        "it-missing",
+        template(
+            &uai,
+            &def,
+            shell(format!("{endpoint}scripts/nope.sh"), None),
+        ),
+    )
+    .await;
+    assert_eq!(st["status"], "Failed");
+    assert!(
+        st["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nope.sh")
+    );
+    let wrong = "0".repeat(64);
+    let st = create(
+        &env,
+        "it-sum",
+        template(
+            &uai,
+            &def,
+            shell(format!("{endpoint}scripts/a.sh"), Some(&wrong)),
+        ),
+    )
+    .await;
+    assert_eq!(st["status"], "Failed");
+    assert!(
+        st["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("checksum"),
+        "{st}"
+    );
+
+    // Re-submitting the failed name needs a delete first.
+    let body = template(&uai, &def, shell(format!("{endpoint}scripts/a.sh"), None));
+    assert_eq!(
+        env.put(&tpl_path(&env, "it-norole"), AIB_API, body.clone())
+            .await
+            .status,
+        409
+    );
+    let del = env.delete(&tpl_path(&env, "it-norole"), AIB_API).await;
+    assert_eq!(del.status, 202);
+    env.wait_location(
+        &del.header("location").expect("Location"),
+        Duration::from_secs(30),
+    )
+    .await;
+    let st = create(&env, "it-norole", body).await;
+    assert_eq!(st["status"], "Succeeded", "{st}");
+}
+
+/// An inline `exit 1` fails the run in Customizing with PackerBuildFailed naming the step and
+/// the log path; the log ends with that step's error; validExitCodes can allow the code.
+#[tokio::test]
+async fn inline_exit_code_fails_the_build_with_its_log() {
+    let env = start(true).await;
+    let (uai, _, def) = setup(&env).await;
+    let customize = json!([
+        {"type": "Shell", "name": "first", "inline": ["echo ok"]},
+        {"type": "Shell", "name": "breaks", "inline": ["echo about to fail", "exit 1"]},
+        {"type": "Shell", "name": "never", "inline": ["echo unreachable"]}
+    ]);
+    assert_eq!(
+        create(&env, "it-fail", template(&uai, &def, customize)).await["status"],
+        "Succeeded"
+    );
+    let aao = start_run(&env, "it-fail").await;
+    let st = env.wait_status(&aao, Duration::from_secs(30)).await;
+    assert_eq!(st["status"], "Failed");
+    assert_eq!(st["error"]["code"], "PackerBuildFailed");
+    let msg = st["error"]["message"].as_str().unwrap_or("").to_string();
+    assert!(msg.contains("'breaks'"), "{msg}");
+    assert!(
+        msg.contains("/blobServices/default/containers/packerlogs/")
+            && msg.contains("/customization.log"),
+        "{msg}"
+    );
+    let t = env.get(&tpl_path(&env, "it-fail"), AIB_API).await;
+    let lrs = &t.body["properties"]["lastRunStatus"];
+    assert_eq!(lrs["runState"], "Failed");
+    assert_eq!(lrs["runSubState"], "Customizing");
+    assert_eq!(lrs["message"], msg.as_str());
+    let log = log_of(&env, "it-fail", &msg).await;
+    assert_eq!(
+        log.matches("(telemetry) Starting provisioner shell")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains("unreachable"));
+    let last_error = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("Script exited with non-zero exit status: 1"))
+        .expect("error line");
+    assert!(last_error.contains("PACKER ERR"));
+
+    // PowerShell with validExitCodes [0, 3010] accepts `exit 3010`.
+    let mut body = template(
+        &uai,
+        &def,
+        json!([{"type": "PowerShell", "name": "reboot-needed", "inline": ["exit 3010"], "validExitCodes": [0, 3010]}]),
+    );
+    body["properties"]["distribute"][0]["versioning"] = json!({"scheme": "Latest", "major": 2});
+    assert_eq!(create(&env, "it-ps", body).await["status"], "Succeeded");
+    let aao = start_run(&env, "it-ps").await;
+    assert_eq!(
+        env.wait_status(&aao, Duration::from_secs(30)).await["status"],
+        "Succeeded"
+    );
+}
+
+/// A build longer than buildTimeoutInMinutes fails with the deadline message; a distributor to
+/// a missing definition fails in Distributing; an explicit existing version too.
+#[tokio::test]
+async fn timeout_and_distribution_failures() {
+    let env = start(false).await;
+    let (uai, _, def) = setup(&env).await;
+    let mut k = env.emu.knobs().get();
+    k.aib.customizer = Duration::from_secs(3600);
+    env.emu.knobs().set(k.clone());
+    let mut body = template(
+        &uai,
+        &def,
+        json!([{"type": "Shell", "name": "slow", "inline": ["sleep 3600"]}]),
+    );
+    body["properties"]["buildTimeoutInMinutes"] = json!(30);
+    assert_eq!(create(&env, "it-slow", body).await["status"], "Succeeded");
+    let aao = start_run(&env, "it-slow").await;
+    let st = env.wait_status(&aao, Duration::from_secs(30)).await;
+    assert_eq!(st["status"], "Failed");
+    assert!(
+        st["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("context deadline exceeded"),
+        "{st}"
+    );
+    let t = env.get(&tpl_path(&env, "it-slow"), AIB_API).await;
+    assert_eq!(
+        t.body["properties"]["lastRunStatus"]["runSubState"],
+        "Customizing"
+    );
+    k.aib.customizer = Duration::from_secs(60);
+    env.emu.knobs().set(k);
+
+    let mut body = template(&uai, &def, json!([]));
+    body["properties"]["distribute"][0]["galleryImageId"] = json!(format!(
+        "{}/providers/Microsoft.Compute/galleries/gal_aib/images/missing",
+        env.rg_id(RG)
+    ));
+    assert_eq!(create(&env, "it-nodef", body).await["status"], "Succeeded");
+    let st = env
+        .wait_status(&start_run(&env, "it-nodef").await, Duration::from_secs(30))
+        .await;
+    assert_eq!(st["status"], "Failed");
+    let t = env.get(&tpl_path(&env, "it-nodef"), AIB_API).await;
+    assert_eq!(
+        t.body["properties"]["lastRunStatus"]["runSubState"],
+        "Distributing"
+    );
+    assert!(
+        t.body["properties"]["lastRunStatus"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("missing")
+    );
+
+    let mut body = template(&uai, &def, json!([]));
+    body["properties"]["distribute"][0]["galleryImageId"] = json!(format!("{def}/versions/5.0.0"));
+    body["properties"]["distribute"][0]
+        .as_object_mut()
+        .expect("o")
+        .remove("versioning");
+    assert_eq!(
+        create(&env, "it-explicit", body).await["status"],
+        "Succeeded"
+    );
+    assert_eq!(
+        env.wait_status(
+            &start_run(&env, "it-explicit").await,
+            Duration::from_secs(30)
+        )
+        .await["status"],
+        "Succeeded"
+    );
+    assert_eq!(
+        env.get(&format!("{def}/versions/5.0.0"), COMPUTE_API)
+            .await
+            .status,
+        200
+    );
+    let st = env
+        .wait_status(
+            &start_run(&env, "it-explicit").await,
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(st["status"], "Failed", "the explicit version exists now");
+    assert!(
+        st["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already exists"),
+        "{st}"
+    );
+}
+
+/// Cancel moves Running → Canceling → Canceled; a second cancel, a run and a delete while
+/// canceling are refused; afterwards delete works.
+#[tokio::test]
+async fn cancel_a_long_build() {
+    let env = start(false).await;
+    let (uai, _, def) = setup(&env).await;
+    let mut k = env.emu.knobs().get();
+    k.aib.customizer = Duration::from_secs(36000);
+    k.aib.cancel = Duration::from_secs(300);
+    env.emu.knobs().set(k);
+    let mut body = template(
+        &uai,
+        &def,
+        json!([{"type": "Shell", "name": "long", "inline": ["sleep 36000"]}]),
+    );
+    body["properties"]["buildTimeoutInMinutes"] = json!(960);
+    assert_eq!(create(&env, "it-long", body).await["status"], "Succeeded");
+    let run_aao = start_run(&env, "it-long").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = env
+        .post(&format!("{}/cancel", tpl_path(&env, "it-long")), AIB_API)
+        .await;
+    assert_eq!(c.status, 202, "{}", c.body);
+    let cancel_aao = c.header("azure-asyncoperation").expect("aao");
+    let t = env.get(&tpl_path(&env, "it-long"), AIB_API).await;
+    assert_eq!(
+        t.body["properties"]["lastRunStatus"]["runState"],
+        "Canceling"
+    );
+    assert_eq!(
+        env.post(&format!("{}/cancel", tpl_path(&env, "it-long")), AIB_API)
+            .await
+            .code(),
+        "OperationNotAllowed"
+    );
+    assert_eq!(
+        env.post(&format!("{}/run", tpl_path(&env, "it-long")), AIB_API)
+            .await
+            .code(),
+        "OperationNotAllowed"
+    );
+    assert_eq!(
+        env.delete(&tpl_path(&env, "it-long"), AIB_API).await.code(),
+        "OperationNotAllowed"
+    );
+    assert_eq!(
+        env.wait_status(&cancel_aao, Duration::from_secs(30)).await["status"],
+        "Succeeded"
+    );
+    assert_eq!(
+        env.wait_status(&run_aao, Duration::from_secs(5)).await["status"],
+        "Canceled"
+    );
+    let t = env.get(&tpl_path(&env, "it-long"), AIB_API).await;
+    assert_eq!(
+        t.body["properties"]["lastRunStatus"]["runState"],
+        "Canceled"
+    );
+    let del = env.delete(&tpl_path(&env, "it-long"), AIB_API).await;
+    assert_eq!(del.status, 202);
+}
+
+/// Knobs force a failure in a phase, a PartiallySucceeded end, and internal errors on template
+/// reads during a run (which a client must retry).
+#[tokio::test]
+async fn knobs_force_failures_and_partial_success() {
+    let env = start(false).await;
+    let (uai, _, def) = setup(&env).await;
+    assert_eq!(
+        create(&env, "it-knobs", template(&uai, &def, json!([]))).await["status"],
+        "Succeeded"
+    );
+    let mut k = env.emu.knobs().get();
+    k.aib.fail_in = Some("Building".into());
+    env.emu.knobs().set(k.clone());
+    let st = env
+        .wait_status(&start_run(&env, "it-knobs").await, Duration::from_secs(30))
+        .await;
+    assert_eq!(st["status"], "Failed");
+    let t = env.get(&tpl_path(&env, "it-knobs"), AIB_API).await;
+    assert_eq!(
+        t.body["properties"]["lastRunStatus"]["runSubState"],
+        "Building"
+    );
+
+    k.aib.fail_in = None;
+    k.aib.partially_succeed = true;
+    k.aib.internal_error_rate = 0.5;
+    k.aib.distribute = Duration::from_secs(1200);
+    env.emu.knobs().set(k);
+    let aao = start_run(&env, "it-knobs").await;
+    let mut errors = 0;
+    for _ in 0..40 {
+        let a = env.get(&tpl_path(&env, "it-knobs"), AIB_API).await;
+        if a.status == 500 {
+            assert_eq!(a.code(), "InternalOperationError");
+            errors += 1;
+        }
+    }
+    assert!(errors > 0, "some reads during the run failed");
+    assert_eq!(
+        env.wait_status(&aao, Duration::from_secs(30)).await["status"],
+        "Succeeded"
+    );
+    let mut t = env.get(&tpl_path(&env, "it-knobs"), AIB_API).await;
+    while t.status == 500 {
+        t = env.get(&tpl_path(&env, "it-knobs"), AIB_API).await;
+    }
+    assert_eq!(
+        t.body["properties"]["lastRunStatus"]["runState"],
+        "PartiallySucceeded"
+    );
+}
+
+/// Deleting while the template is still being created is refused.
+#[tokio::test]
+async fn delete_while_creating_is_not_allowed() {
+    let env = start(false).await;
+    let (uai, _, def) = setup(&env).await;
+    let mut k = env.emu.knobs().get();
+    k.aib.create = Duration::from_secs(6000);
+    env.emu.knobs().set(k);
+    let a = env
+        .put(
+            &tpl_path(&env, "it-new"),
+            AIB_API,
+            template(&uai, &def, json!([])),
+        )
+        .await;
+    assert_eq!(a.status, 201);
+    let d = env.delete(&tpl_path(&env, "it-new"), AIB_API).await;
+    assert_eq!(d.status, 409);
+    assert_eq!(d.code(), "OperationNotAllowed");
+    assert!(d.message().contains("creating"), "{}", d.message());
+}
