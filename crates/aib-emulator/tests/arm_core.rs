@@ -511,3 +511,26 @@ async fn federated_credential_can_be_added_to_another_client() {
         .expect("token");
     assert_eq!(r.status(), 200);
 }
+
+/// A state dir keeps the test CA: a second start reuses ca.pem, so trusted clients keep working.
+#[tokio::test]
+async fn state_dir_keeps_the_ca_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = || aib_emulator::EmulatorConfig {
+        azurite: false,
+        state_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let first = aib_emulator::Emulator::start(config())
+        .await
+        .expect("start");
+    let ca = std::fs::read(first.ca_file()).expect("ca.pem");
+    assert!(dir.path().join("cert.pem").is_file() && dir.path().join("key.pem").is_file());
+    drop(first);
+    let second = aib_emulator::Emulator::start(config())
+        .await
+        .expect("restart");
+    assert_eq!(std::fs::read(second.ca_file()).expect("ca.pem"), ca);
+    let http = client(&second);
+    assert!(!mgmt_token(&second, &http).await.is_empty());
+}
