@@ -25,7 +25,10 @@ fn validate_without_arguments_checks_every_bundled_file_and_summarises_it() {
     let out = run.all();
     assert_eq!(run.code, Some(0), "{out}");
     for file in BUNDLED {
-        assert!(out.contains(&format!("{file}: valid")), "{file} missing in:\n{out}");
+        assert!(
+            out.contains(&format!("{file}: valid")),
+            "{file} missing in:\n{out}"
+        );
     }
     for fact in [
         "resource group    rg-aib-sbx",
@@ -53,7 +56,10 @@ fn env_and_os_select_the_os_variant_only() {
     let run = aib(&["validate", "--env", "prd", "--os", "windows"]);
     let out = run.all();
     assert_eq!(run.code, Some(0), "{out}");
-    assert!(out.contains("parameters/prd.image.parameters.windows.json: valid"), "{out}");
+    assert!(
+        out.contains("parameters/prd.image.parameters.windows.json: valid"),
+        "{out}"
+    );
     assert!(out.contains("1 valid, 0 invalid"), "{out}");
 }
 
@@ -63,7 +69,10 @@ fn os_without_a_variant_file_falls_back_to_the_plain_file() {
     let run = aib(&["validate", "-e", "local", "--os", "windows"]);
     let out = run.all();
     assert_eq!(run.code, Some(0), "{out}");
-    assert!(out.contains("parameters/local.image.parameters.json: valid"), "{out}");
+    assert!(
+        out.contains("parameters/local.image.parameters.json: valid"),
+        "{out}"
+    );
 }
 
 /// `--env` alone picks the plain file only, not the OS variants.
@@ -72,7 +81,10 @@ fn env_alone_picks_the_plain_file() {
     let run = aib(&["validate", "--env", "sbx"]);
     let out = run.all();
     assert_eq!(run.code, Some(0), "{out}");
-    assert!(out.contains("parameters/sbx.image.parameters.json: valid"), "{out}");
+    assert!(
+        out.contains("parameters/sbx.image.parameters.json: valid"),
+        "{out}"
+    );
     assert!(!out.contains("windows.json"), "{out}");
 }
 
@@ -82,7 +94,10 @@ fn unknown_environment_exits_2_listing_the_paths_tried() {
     let run = aib(&["validate", "--env", "qa", "--os", "linux"]);
     let out = run.all();
     assert_eq!(run.code, Some(2), "{out}");
-    assert!(out.contains("parameters/qa.image.parameters.linux.json"), "{out}");
+    assert!(
+        out.contains("parameters/qa.image.parameters.linux.json"),
+        "{out}"
+    );
     assert!(out.contains("parameters/qa.image.parameters.json"), "{out}");
 }
 
@@ -91,7 +106,11 @@ fn unknown_environment_exits_2_listing_the_paths_tried() {
 fn environment_with_a_path_separator_is_refused() {
     let run = aib(&["validate", "--env", "../sbx"]);
     assert_eq!(run.code, Some(2), "{}", run.all());
-    assert!(run.all().contains("'../sbx' is not a valid name"), "{}", run.all());
+    assert!(
+        run.all().contains("'../sbx' is not a valid name"),
+        "{}",
+        run.all()
+    );
 }
 
 /// `--output json` prints one document whose outcome lists every file with its summary.
@@ -111,7 +130,10 @@ fn json_output_is_one_document_with_every_summary() {
     assert_eq!(sbx["status"], "valid");
     assert_eq!(sbx["summary"]["resourceGroup"], "rg-aib-sbx");
     assert_eq!(sbx["summary"]["storageAccount"], "staibscriptssbx");
-    assert_eq!(sbx["summary"]["imageDefinition"]["name"], "ubuntu-2204-agent");
+    assert_eq!(
+        sbx["summary"]["imageDefinition"]["name"],
+        "ubuntu-2204-agent"
+    );
     assert_eq!(sbx["summary"]["steps"].as_array().map(Vec::len), Some(3));
 }
 
@@ -140,7 +162,11 @@ fn json_output_lists_problems_with_positions_next_to_valid_files() {
     );
     assert_eq!(problems[0]["line"], 9);
     assert_eq!(problems[0]["column"], 38);
-    assert!(problems[1]["hint"].as_str().is_some_and(|h| h.contains("setup.sh")));
+    assert!(
+        problems[1]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("setup.sh"))
+    );
 }
 
 /// On GitHub Actions each problem becomes an `::error` annotation at its file, line and column.
@@ -181,7 +207,12 @@ fn root_flag_looks_up_files_in_another_directory() {
 fn missing_parameter_file_exits_2() {
     let run = aib(&["validate", "-p", "no/such/file.json"]);
     assert_eq!(run.code, Some(2), "{}", run.all());
-    assert!(run.all().contains("cannot read parameter file no/such/file.json"), "{}", run.all());
+    assert!(
+        run.all()
+            .contains("cannot read parameter file no/such/file.json"),
+        "{}",
+        run.all()
+    );
 }
 
 /// `aib --help` and `aib validate --help` explain every flag with an example.
@@ -189,8 +220,17 @@ fn missing_parameter_file_exits_2() {
 fn help_explains_every_flag_with_an_example() {
     let top = aib(&["--help"]);
     assert_eq!(top.code, Some(0));
-    for needle in ["validate", "schema", "Examples:", "aib validate --env prd --os windows"] {
-        assert!(top.stdout.contains(needle), "\"{needle}\" missing in:\n{}", top.stdout);
+    for needle in [
+        "validate",
+        "schema",
+        "Examples:",
+        "aib validate --env prd --os windows",
+    ] {
+        assert!(
+            top.stdout.contains(needle),
+            "\"{needle}\" missing in:\n{}",
+            top.stdout
+        );
     }
     let sub = aib(&["validate", "--help"]);
     assert_eq!(sub.code, Some(0));
@@ -208,7 +248,11 @@ fn help_explains_every_flag_with_an_example() {
         "aib validate --parameters a.json --parameters b.json --output json",
         "Exit status: 0 when every file is valid, 2",
     ] {
-        assert!(text.contains(needle), "\"{needle}\" missing in:\n{}", sub.stdout);
+        assert!(
+            text.contains(needle),
+            "\"{needle}\" missing in:\n{}",
+            sub.stdout
+        );
     }
 }
 

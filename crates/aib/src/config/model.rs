@@ -19,6 +19,7 @@ use serde::Serialize;
 pub struct ImageParameters {
     /// Azure region of every resource aib creates (resource group, identity, storage, gallery,
     /// template), e.g. `westeurope`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9 ]{1,64}$"))]
     pub location: String,
     /// Resource group that holds the identity, storage account, gallery and image templates.
     #[schemars(regex(pattern = r"^[-\w.()]{0,89}[-\w()]$"))]
@@ -221,6 +222,7 @@ pub struct ImageTemplate {
     pub customization_steps: Vec<CustomizationStep>,
     /// Build VM size (default: Image Builder's, `Standard_D2ds_v4` for Gen2).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_]{1,64}$"))]
     pub vm_size: Option<String>,
     /// OS disk size in GB; 0 or absent keeps the source image's size.
     #[serde(rename = "osDiskSizeGB", skip_serializing_if = "Option::is_none")]
@@ -237,7 +239,7 @@ pub struct ImageTemplate {
     /// Regions the image version is replicated to (one replica each). Use this or
     /// `targetRegions`; absent both: the `location` only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), inner(regex(pattern = r"^[A-Za-z0-9 ]{1,64}$")))]
     pub replication_regions: Option<Vec<String>>,
     /// Regions with replica count and storage type. Use this or `replicationRegions`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -291,6 +293,7 @@ pub enum ImageSource {
         sku: String,
         /// Image version or `latest` (default), resolved when the build runs.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = r"^(latest|[0-9]+(\.[0-9]+)*)$"))]
         version: Option<String>,
         /// Purchase plan, for Marketplace images that have one.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -391,6 +394,7 @@ pub enum CustomizationStep {
         restart_check_command: Option<String>,
         /// How long to wait, a number and a unit: `5m` (default), `90s`, `1h`.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = r"^([0-9]+[hms])+$"))]
         restart_timeout: Option<String>,
     },
     /// Installs Windows updates.
@@ -499,6 +503,7 @@ pub enum FileSource {
 #[serde(rename_all = "camelCase")]
 pub struct TargetRegion {
     /// Region name, e.g. `westeurope`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9 ]{1,64}$"))]
     pub name: String,
     /// Replicas in that region (1–100, default 1).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -430,3 +430,68 @@ fn documented_example_is_the_bundled_sbx_file() {
         .unwrap();
     assert_eq!(example, sbx_text());
 }
+
+fn jsonc_value(path: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(path).unwrap();
+    jsonc_parser::parse_to_serde_value(&text, &Default::default()).unwrap()
+}
+
+fn schema_validator() -> jsonschema::Validator {
+    jsonschema::validator_for(&schema()).unwrap()
+}
+
+/// The schema editors use accepts every bundled file and every valid fixture, so a correct
+/// file never shows a squiggle.
+#[test]
+fn schema_accepts_every_valid_file() {
+    let validator = schema_validator();
+    for file in bundled().into_iter().chain(valid_fixtures()) {
+        let errors: Vec<String> = validator
+            .iter_errors(&jsonc_value(&file))
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", file.display());
+    }
+}
+
+/// The schema flags in the editor what aib refuses by type, name rule, range, unknown name and
+/// "exactly one of" (the checks that need the file system or two fields stay aib's own).
+#[test]
+fn schema_refuses_invalid_files_an_editor_can_flag() {
+    let validator = schema_validator();
+    for name in [
+        "unknown-parameter",
+        "unknown-field-nested",
+        "unknown-step-field",
+        "envelope-bare-value",
+        "envelope-content-version",
+        "missing-required-parameter",
+        "type-location-number",
+        "type-boolean-as-string",
+        "type-null-vm-size",
+        "name-storage-uppercase",
+        "name-container-double-hyphen",
+        "name-gallery-hyphen",
+        "name-resource-group-trailing-dot",
+        "name-template-prefix-too-long",
+        "definition-security-trusted-launch",
+        "source-type-unknown",
+        "source-platform-missing-sku",
+        "step-type-unknown",
+        "step-shell-nothing-to-run",
+        "step-shell-uri-and-inline",
+        "step-file-missing-destination",
+        "step-inline-empty",
+        "timeout-negative",
+        "timeout-too-long",
+        "regions-empty",
+        "target-region-replicas-zero",
+        "versioning-unknown-scheme",
+    ] {
+        let path = repo_root().join(format!("tests/fixtures/invalid/{name}.json"));
+        assert!(
+            !validator.is_valid(&jsonc_value(&path)),
+            "the schema accepts {name}.json"
+        );
+    }
+}
