@@ -82,7 +82,6 @@ async fn azure_identity_credentials_log_in_against_the_emulator() {
             credential_options: ClientAssertionCredentialOptions {
                 client_options: options(&emu),
             },
-            ..Default::default()
         }),
     )
     .expect("credential");
