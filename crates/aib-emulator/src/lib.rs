@@ -31,6 +31,17 @@
 //!
 //! Time: every delay and lifetime is emulated time at `time_scale` emulated seconds per real
 //! second; token `expires_in` is in real seconds so clients refresh on their own clock.
+//!
+//! Beyond the agreed API (`url`, `ca_file`, ids, `add_client`, the three CI credential sources,
+//! `knobs`, `requests`): [`Emulator::blob_url`], [`Emulator::object_id`], [`Emulator::grant`]
+//! (a role at once, for test setup), [`Emulator::add_federated_credential`],
+//! [`Emulator::early_retries`] (calls sent sooner than the `Retry-After` we gave), and knobs for
+//! dropped connections, slow blob bodies, LRO duration and `Retry-After`.
+//!
+//! Long-running operations, one resource type per header style: resource group DELETE and
+//! storage account PUT use `Location` (202 … then 200), galleries use `Azure-AsyncOperation`
+//! (status resource under `/subscriptions/{sub}/providers/{ns}/locations/{region}/operations/{id}`
+//! with opaque `t`/`c` query parameters that must be kept), identities are synchronous.
 
 mod arm;
 mod azurite;
