@@ -52,6 +52,23 @@ pub struct ImageParameters {
 }
 
 impl ImageParameters {
+    /// Every file of the scripts folder the steps name (`script` / `file`), in step order,
+    /// each once: what trigger-build must find uploaded, with its SHA-256.
+    pub fn uploaded_files(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for name in self
+            .image_template
+            .customization_steps
+            .iter()
+            .filter_map(CustomizationStep::uploaded_file)
+        {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
     /// The scripts folder relative to the repository root, with the per-OS default applied.
     pub fn scripts_folder(&self) -> String {
         self.scripts_folder
@@ -256,7 +273,30 @@ pub struct ImageTemplate {
     pub exclude_from_latest: Option<bool>,
 }
 
+/// The timestamp format of template names: `yyyy-MM-dd-HH-mm-ss` (UTC), so names sort by time.
+const TEMPLATE_TIMESTAMP: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]-[hour]-[minute]-[second]");
+
 impl ImageTemplate {
+    /// The name of the template a build started at `at` gets: `<namePrefix>-yyyy-MM-dd-HH-mm-ss`
+    /// (UTC). The prefix rule guarantees it fits Image Builder's 64 characters.
+    pub fn template_name(&self, at: time::OffsetDateTime) -> String {
+        let stamp = at
+            .to_offset(time::UtcOffset::UTC)
+            .format(TEMPLATE_TIMESTAMP)
+            .unwrap_or_default();
+        format!("{}-{stamp}", self.name_prefix)
+    }
+
+    /// Whether `name` is a template this file's builds created (the prefix, then a timestamp),
+    /// so that removing earlier templates never touches another image's templates that merely
+    /// share the start of the prefix.
+    pub fn is_own_template(&self, name: &str) -> bool {
+        name.strip_prefix(&self.name_prefix)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|stamp| time::PrimitiveDateTime::parse(stamp, TEMPLATE_TIMESTAMP).is_ok())
+    }
+
     /// The regions the image version goes to, with replica counts: `targetRegions`, else
     /// `replicationRegions` (one replica), else `location` alone.
     pub fn distribution_regions(&self, location: &str) -> Vec<TargetRegion> {

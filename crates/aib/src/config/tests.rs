@@ -495,3 +495,38 @@ fn schema_refuses_invalid_files_an_editor_can_flag() {
         );
     }
 }
+
+/// Template names are the prefix plus a UTC timestamp, and only such names count as this
+/// image's templates (not another image whose prefix starts the same way).
+#[test]
+fn template_names_are_prefix_and_utc_timestamp() {
+    let file = parse_str("p.json", MINIMAL).unwrap();
+    let template = &file.parameters.image_template;
+    let at = time::macros::datetime!(2026-11-28 13:05:09 +01:00);
+    assert_eq!(template.template_name(at), "it-2026-11-28-12-05-09");
+    assert!(template.is_own_template("it-2026-11-28-12-05-09"));
+    assert!(!template.is_own_template("it-other-2026-11-28-12-05-09"));
+    assert!(!template.is_own_template("it-2026-11-28"));
+    assert!(!template.is_own_template("other-2026-11-28-12-05-09"));
+    assert_eq!(
+        template.template_name(at).len(),
+        template.name_prefix.len() + rules::TEMPLATE_SUFFIX_LEN
+    );
+}
+
+/// The uploaded files a file needs are listed once each, in step order.
+#[test]
+fn uploaded_files_lists_each_named_file_once() {
+    let file = load(
+        &repo_root().join("parameters/sbx.image.parameters.windows.json"),
+        &repo_root(),
+    )
+    .unwrap();
+    assert_eq!(
+        file.parameters.uploaded_files(),
+        [
+            "Install-WindowsPowerShell.ps1",
+            "Initialize-WindowsSoftware.ps1"
+        ]
+    );
+}
