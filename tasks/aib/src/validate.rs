@@ -36,8 +36,8 @@ Exit status: 0 when every file is valid, 2 when any file is invalid or missing."
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Environment whose file to check, e.g. `sbx`, `dev`, `prd`, `local` (default: every
-    /// environment that has a file under <root>/parameters).
+    /// Environment whose file to check: `sbx`, `dev`, `prd`, `local`, … (default: every
+    /// environment that has a file under <root>/parameters). Example: `--env prd`.
     #[arg(short, long, value_name = "ENV")]
     pub env: Option<String>,
 
@@ -56,7 +56,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub root: PathBuf,
 
-    /// `text` for people (default) or `json` for scripts (one document on stdout).
+    /// `text` for people (default; annotations on GitHub Actions and Azure Pipelines) or
+    /// `json` for scripts (one document on stdout). Example: `--output json`.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Output::Text)]
     pub output: Output,
 }
@@ -66,7 +67,7 @@ pub struct Args {
 pub enum Output {
     /// Readable summary per file, problems with hints.
     Text,
-    /// One JSON document: `{"valid": bool, "files": [...]}`.
+    /// One JSON document whose `outcome` is `{"valid": bool, "files": [...]}`.
     Json,
 }
 
