@@ -76,6 +76,9 @@ pub(crate) struct Analysis {
     /// other parts of the file are broken).
     pub os: Option<OsType>,
     pub scripts_folder: Option<String>,
+    /// `scriptsFolder` was written (even if its value was refused): then the default folder
+    /// must not be used to look scripts up.
+    pub scripts_folder_given: bool,
 }
 
 /// Strictness: comments yes (the format's promise), everything else JSON proper, so a file
@@ -105,6 +108,7 @@ pub(crate) fn analyse(file: &str, text: &str) -> Analysis {
         script_refs: Vec::new(),
         os: None,
         scripts_folder: None,
+        scripts_folder_given: false,
     };
     let params = match parse_to_ast(text, &CollectOptions::default(), &parse_options()) {
         Ok(result) => match result.value {
@@ -145,6 +149,7 @@ pub(crate) fn analyse(file: &str, text: &str) -> Analysis {
         script_refs: d.script_refs,
         os: d.os,
         scripts_folder: d.scripts_folder,
+        scripts_folder_given: d.scripts_folder_given,
     }
 }
 
@@ -238,6 +243,7 @@ struct Decoder<'t> {
     script_refs: Vec<ScriptRef>,
     os: Option<OsType>,
     scripts_folder: Option<String>,
+    scripts_folder_given: bool,
 }
 
 /// An object being read: which fields were asked for, to report the others as unknown.
@@ -688,6 +694,7 @@ impl<'t> Decoder<'t> {
             .and_then(|v| self.image_template(v));
         let scripts_folder = match values.get("scriptsFolder") {
             Some(v) => {
+                self.scripts_folder_given = true;
                 let folder = self.text(
                     v,
                     "scriptsFolder",

@@ -131,6 +131,9 @@ pub fn load(path: &Path, root: &Path) -> Result<ParameterFile, ConfigError> {
 fn check_scripts(name: &str, analysis: &decode::Analysis, root: &Path) -> Vec<Problem> {
     let folder = match (&analysis.scripts_folder, analysis.os) {
         (Some(folder), _) => folder.clone(),
+        // A refused `scriptsFolder` is already reported; guessing another folder would only
+        // add confusing "not found" problems.
+        (None, _) if analysis.scripts_folder_given => return Vec::new(),
         (None, Some(os)) => model::default_scripts_folder(os),
         // Without the OS the folder is unknown; the missing osType is already reported.
         (None, None) => return Vec::new(),

@@ -530,3 +530,19 @@ fn uploaded_files_lists_each_named_file_once() {
         ]
     );
 }
+
+/// A refused `scriptsFolder` is reported once; scripts are not then looked up in the default
+/// folder (which would add misleading "not found" problems).
+#[test]
+fn refused_scripts_folder_does_not_fall_back_to_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.json");
+    let text = MINIMAL.replace(
+        "\"imageTemplate\"",
+        "\"scriptsFolder\": { \"value\": \"\" },\n    \"imageTemplate\"",
+    );
+    fs::write(&path, text).unwrap();
+    let err = load(&path, dir.path()).unwrap_err();
+    let paths: Vec<&str> = err.problems().iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["scriptsFolder"]);
+}
