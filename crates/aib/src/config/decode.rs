@@ -635,7 +635,7 @@ impl<'t> Decoder<'t> {
                     values.insert(name, value);
                 }
                 None => self.report(
-                    prop.value_range(),
+                    range_of(&prop.value),
                     name,
                     format!("parameter \"{name}\" has no \"value\""),
                     Some(format!("write \"{name}\": {{\"value\": …}}")),
@@ -1610,16 +1610,6 @@ impl<'t> Decoder<'t> {
         }
         self.named(v, &p, rules::sha256, "a SHA-256 checksum")
             .map(Some)
-    }
-}
-
-trait ValueRange {
-    fn value_range(&self) -> Range;
-}
-
-impl ValueRange for jsonc_parser::ast::ObjectProp<'_> {
-    fn value_range(&self) -> Range {
-        range_of(&self.value)
     }
 }
 
