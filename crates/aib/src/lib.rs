@@ -12,4 +12,5 @@ pub mod env_vars;
 pub mod config;
 pub mod exit;
 pub mod secret;
+pub mod steps;
 pub mod report;
