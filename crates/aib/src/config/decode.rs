@@ -81,6 +81,8 @@ pub(crate) struct Analysis {
     pub scripts_folder_given: bool,
 }
 
+const NO_REGIONS_HINT: &str = "leave the field out to replicate to the location only";
+
 /// Strictness: comments yes (the format's promise), everything else JSON proper, so a file
 /// that aib accepts is also accepted by ARM and by editors.
 fn parse_options() -> ParseOptions {
@@ -483,6 +485,27 @@ impl<'t> Decoder<'t> {
         }
     }
 
+    /// An array with at least one element.
+    fn non_empty<'a, 'b>(
+        &mut self,
+        value: &'b Value<'a>,
+        path: &str,
+        what: &str,
+        hint: Option<&str>,
+    ) -> Option<&'b Array<'a>> {
+        let array = self.array(value, path, what)?;
+        if array.elements.is_empty() {
+            self.report(
+                array.range,
+                path,
+                format!("expected {what} with at least one entry, found an empty array"),
+                hint.map(str::to_string),
+            );
+            return None;
+        }
+        Some(array)
+    }
+
     fn strings(
         &mut self,
         value: &Value,
@@ -490,16 +513,11 @@ impl<'t> Decoder<'t> {
         what: &str,
         non_empty: bool,
     ) -> Option<Vec<String>> {
-        let array = self.array(value, path, what)?;
-        if non_empty && array.elements.is_empty() {
-            self.report(
-                array.range,
-                path,
-                format!("expected {what} with at least one entry, found an empty array"),
-                None,
-            );
-            return None;
-        }
+        let array = if non_empty {
+            self.non_empty(value, path, what, None)?
+        } else {
+            self.array(value, path, what)?
+        };
         let mut out = Vec::new();
         let mut ok = true;
         for (i, element) in array.elements.iter().enumerate() {
@@ -1036,16 +1054,7 @@ impl<'t> Decoder<'t> {
     }
 
     fn regions(&mut self, value: &Value, path: &str) -> Option<Vec<String>> {
-        let array = self.array(value, path, "a list of regions")?;
-        if array.elements.is_empty() {
-            self.report(
-                array.range,
-                path,
-                "expected at least one region, found an empty array",
-                Some("leave the field out to replicate to the location only".into()),
-            );
-            return None;
-        }
+        let array = self.non_empty(value, path, "a list of regions", Some(NO_REGIONS_HINT))?;
         let mut out: Vec<String> = Vec::new();
         let mut ok = true;
         for (i, element) in array.elements.iter().enumerate() {
@@ -1068,16 +1077,12 @@ impl<'t> Decoder<'t> {
     }
 
     fn target_regions(&mut self, value: &Value, path: &str) -> Option<Vec<TargetRegion>> {
-        let array = self.array(value, path, "a list of target regions")?;
-        if array.elements.is_empty() {
-            self.report(
-                array.range,
-                path,
-                "expected at least one target region, found an empty array",
-                Some("leave the field out to replicate to the location only".into()),
-            );
-            return None;
-        }
+        let array = self.non_empty(
+            value,
+            path,
+            "a list of target regions",
+            Some(NO_REGIONS_HINT),
+        )?;
         let mut out: Vec<TargetRegion> = Vec::new();
         let mut ok = true;
         for (i, element) in array.elements.iter().enumerate() {
