@@ -267,3 +267,40 @@ fn schema_command_prints_the_committed_schema() {
         .expect("committed schema");
     assert_eq!(run.stdout, committed);
 }
+
+/// On GitHub Actions the job summary gets one table row per file.
+#[test]
+fn github_job_summary_has_a_row_per_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = dir.path().join("summary.md");
+    let summary_path = summary.to_string_lossy().into_owned();
+    let run = aib_with_env(
+        &[
+            "validate",
+            "-p",
+            "parameters/sbx.image.parameters.json",
+            "-p",
+            "tests/fixtures/invalid/timeout-negative.json",
+        ],
+        &[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_STEP_SUMMARY", &summary_path),
+        ],
+    );
+    assert_eq!(run.code, Some(2), "{}", run.all());
+    let markdown = fs::read_to_string(&summary).expect("summary written");
+    assert!(
+        markdown.contains("### Parameter files: 1 valid, 1 invalid"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains(
+            "| `parameters/sbx.image.parameters.json` | valid | rg-aib-sbx | gal_aib_sbx/ubuntu-2204-agent |"
+        ),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| `tests/fixtures/invalid/timeout-negative.json` | 1 problem |"),
+        "{markdown}"
+    );
+}
