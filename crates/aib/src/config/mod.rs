@@ -9,6 +9,23 @@
 //! Pure parsing ([`parse_str`], [`parse_bytes`]) is split from file access ([`load`], which also
 //! checks that the scripts named by `script`/`file` exist, and [`locate`], which applies the
 //! lookup rules), so the parser is tested from strings and cannot touch the disk.
+//!
+//! ```
+//! use aib::config::{Position, parse_str};
+//!
+//! let text = r#"{
+//!   // a comment is fine; a storage account name with a hyphen is not
+//!   "parameters": { "storageAccountName": { "value": "st-aib" } }
+//! }"#;
+//! let err = parse_str("p.json", text).unwrap_err();
+//! // Every problem is listed at once: the missing required parameters are there too.
+//! assert!(err.problems().iter().any(|p| p.path == "imageTemplate"));
+//! let problem = err.problems().iter().find(|p| p.path == "storageAccountName").unwrap();
+//! assert_eq!(problem.position, Position { line: 3, column: 52 });
+//! assert!(problem.to_string().starts_with(
+//!     "p.json:3:52: storageAccountName: expected a storage account name"
+//! ));
+//! ```
 
 mod decode;
 mod error;
