@@ -814,12 +814,26 @@ async fn check_artefacts(
                 ),
             ));
         };
-        let resp = client
-            .get(&url)
-            .bearer_auth(token)
-            .header("x-ms-version", "2025-01-05")
-            .send()
-            .await;
+        // Like the real service, transient storage failures (5xx, dropped connections) are
+        // retried before the download counts as failed.
+        let mut attempt = 0u32;
+        let resp = loop {
+            attempt += 1;
+            let r = client
+                .get(&url)
+                .bearer_auth(token)
+                .header("x-ms-version", "2025-01-05")
+                .send()
+                .await;
+            let transient = match &r {
+                Ok(x) => x.status().is_server_error(),
+                Err(_) => true,
+            };
+            if !transient || attempt >= 8 {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+        };
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
