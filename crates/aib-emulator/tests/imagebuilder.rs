@@ -936,3 +936,232 @@ async fn delete_while_creating_is_not_allowed() {
     assert_eq!(d.code(), "OperationNotAllowed");
     assert!(d.message().contains("creating"), "{}", d.message());
 }
+
+/// A given staging group must be empty: a used one fails creation with BadStagingResourceGroup;
+/// an empty one is used (tagged) and only emptied on delete; a missing one is created and
+/// removed with the template.
+#[tokio::test]
+async fn given_staging_group_rules() {
+    let env = start(false).await;
+    let (uai, principal, def) = setup(&env).await;
+    env.group("rg-stage-used").await;
+    env.identity("rg-stage-used", "squatter").await;
+    env.emu
+        .grant(&principal, CONTRIBUTOR, &env.rg_id("rg-stage-used"));
+    let mut body = template(&uai, &def, json!([]));
+    body["properties"]["stagingResourceGroup"] = json!(env.rg_id("rg-stage-used"));
+    let st = create(&env, "it-used", body).await;
+    assert_eq!(st["status"], "Failed");
+    assert_eq!(st["error"]["code"], "BadStagingResourceGroup");
+    let t = env.get(&tpl_path(&env, "it-used"), AIB_API).await;
+    assert_eq!(
+        t.body["properties"]["provisioningError"]["provisioningErrorCode"],
+        "BadStagingResourceGroup"
+    );
+
+    env.group("rg-stage").await;
+    env.emu
+        .grant(&principal, CONTRIBUTOR, &env.rg_id("rg-stage"));
+    let mut body = template(&uai, &def, json!([]));
+    body["properties"]["stagingResourceGroup"] = json!(env.rg_id("rg-stage"));
+    assert_eq!(create(&env, "it-staged", body).await["status"], "Succeeded");
+    let t = env.get(&tpl_path(&env, "it-staged"), AIB_API).await;
+    assert!(
+        t.body["properties"]["exactStagingResourceGroup"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/rg-stage")
+    );
+    let g = env.get(&env.rg_id("rg-stage"), RG_API).await;
+    assert_eq!(g.body["tags"]["usedBy"], "AzureVMImageBuilder");
+    let inside = env
+        .get(&format!("{}/resources", env.rg_id("rg-stage")), RG_API)
+        .await;
+    assert_eq!(
+        inside.body["value"][0]["type"],
+        "Microsoft.Storage/storageAccounts"
+    );
+    let del = env.delete(&tpl_path(&env, "it-staged"), AIB_API).await;
+    env.wait_location(
+        &del.header("location").expect("Location"),
+        Duration::from_secs(30),
+    )
+    .await;
+    let g = env.get(&env.rg_id("rg-stage"), RG_API).await;
+    assert_eq!(g.status, 200, "a given staging group stays");
+    assert!(g.body["tags"].get("usedBy").is_none());
+    let inside = env
+        .get(&format!("{}/resources", env.rg_id("rg-stage")), RG_API)
+        .await;
+    assert_eq!(inside.body["value"], json!([]), "and is emptied");
+
+    let mut body = template(&uai, &def, json!([]));
+    body["properties"]["stagingResourceGroup"] = json!(env.rg_id("rg-stage-new"));
+    assert_eq!(
+        create(&env, "it-new-stage", body).await["status"],
+        "Succeeded"
+    );
+    assert_eq!(
+        env.get(&env.rg_id("rg-stage-new"), RG_API).await.status,
+        200
+    );
+    let del = env.delete(&tpl_path(&env, "it-new-stage"), AIB_API).await;
+    env.wait_location(
+        &del.header("location").expect("Location"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        env.get(&env.rg_id("rg-stage-new"), RG_API).await.status,
+        404,
+        "created by Image Builder, removed with the template"
+    );
+}
+
+/// `autoRun: Enabled` builds once right after creation; ManagedImage and VHD distributors give
+/// their run outputs next to the SharedImage one.
+#[tokio::test]
+async fn auto_run_and_other_distributors() {
+    let env = start(false).await;
+    let (uai, _, def) = setup(&env).await;
+    let mut body = template(&uai, &def, json!([]));
+    body["properties"]["autoRun"] = json!({"state": "Enabled"});
+    let image_id = format!(
+        "{}/providers/Microsoft.Compute/images/img-agent",
+        env.rg_id(RG)
+    );
+    body["properties"]["distribute"]
+        .as_array_mut()
+        .expect("list")
+        .extend([
+            json!({"type": "ManagedImage", "runOutputName": "managed", "imageId": image_id, "location": "westeurope"}),
+            json!({"type": "VHD", "runOutputName": "vhd"}),
+        ]);
+    assert_eq!(create(&env, "it-auto", body).await["status"], "Succeeded");
+    let started = Instant::now();
+    loop {
+        let t = env.get(&tpl_path(&env, "it-auto"), AIB_API).await;
+        let state = t.body["properties"]["lastRunStatus"]["runState"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if state == "Succeeded" {
+            break;
+        }
+        assert!(state.is_empty() || state == "Running", "{state}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the automatic run did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let outs = env
+        .get(
+            &format!("{}/runOutputs", tpl_path(&env, "it-auto")),
+            AIB_API,
+        )
+        .await;
+    let mut all: Vec<Value> = outs.body["value"].as_array().cloned().unwrap_or_default();
+    let mut next = outs.body["nextLink"].as_str().map(str::to_string);
+    while let Some(link) = next {
+        let page = env.call_url(reqwest::Method::GET, &link, None).await;
+        all.extend(page.body["value"].as_array().cloned().unwrap_or_default());
+        next = page.body["nextLink"].as_str().map(str::to_string);
+    }
+    assert_eq!(all.len(), 3, "{all:?}");
+    let by = |n: &str| {
+        all.iter()
+            .find(|o| o["name"] == n)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(by("managed")["properties"]["artifactId"], image_id.as_str());
+    assert!(
+        by("vhd")["properties"]["artifactUri"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(".vhd")
+    );
+    assert!(
+        by("ubuntu-2204")["properties"]["artifactId"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/versions/")
+    );
+}
+
+/// Without rights on the gallery the template identity cannot publish: the run fails in
+/// Distributing with the authorization error; the caller needs assign rights on the identity.
+#[tokio::test]
+async fn identity_permissions_are_enforced() {
+    let env = start(false).await;
+    env.group(RG).await;
+    let (uai, principal) = env.identity(RG, "id-aib").await;
+    let def = env.gallery_with_image(RG, "gal_aib", "ubuntu-2204").await;
+    // Contributor only on a group that is not the gallery's.
+    env.group("rg-other").await;
+    env.emu
+        .grant(&principal, CONTRIBUTOR, &env.rg_id("rg-other"));
+    assert_eq!(
+        create(&env, "it-norights", template(&uai, &def, json!([]))).await["status"],
+        "Succeeded"
+    );
+    let st = env
+        .wait_status(
+            &start_run(&env, "it-norights").await,
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(st["status"], "Failed");
+    assert!(
+        st["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("AuthorizationFailed"),
+        "{st}"
+    );
+
+    // A caller who is Contributor of the template's group only may not use an identity elsewhere.
+    env.group("rg-ids").await;
+    let (far_uai, _) = env.identity("rg-ids", "id-far").await;
+    let oid = env.emu.add_client("limited-app", "limited-secret");
+    env.emu.grant(&oid, CONTRIBUTOR, &env.rg_id(RG));
+    let r = env
+        .http
+        .post(format!(
+            "{}{}/oauth2/v2.0/token",
+            env.emu.url(),
+            env.emu.tenant_id()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "limited-app"),
+            ("client_secret", "limited-secret"),
+            ("scope", "https://management.azure.com/.default"),
+        ])
+        .send()
+        .await
+        .expect("token");
+    let limited: Value = r.json().await.expect("json");
+    let limited = limited["access_token"].as_str().expect("token").to_string();
+    let url = format!(
+        "{}{}?api-version={AIB_API}",
+        env.emu.url(),
+        tpl_path(&env, "it-linked").trim_start_matches('/')
+    );
+    let r = env
+        .http
+        .put(url)
+        .bearer_auth(limited)
+        .json(&template(&far_uai, &def, json!([])))
+        .send()
+        .await
+        .expect("put");
+    let a = Answer {
+        status: r.status().as_u16(),
+        headers: r.headers().clone(),
+        body: r.json().await.unwrap_or(Value::Null),
+    };
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(a.code(), "LinkedAuthorizationFailed");
+}

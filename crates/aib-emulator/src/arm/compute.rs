@@ -252,16 +252,16 @@ fn started(ctx: &Ctx<'_>, status: StatusCode, body: &Value, op: &str, location: 
     with_header(r, "retry-after", &retry)
 }
 
+/// A new resource in `Creating`; `at` is (group, name, location).
 fn new_res(
     ctx: &Ctx<'_>,
     id: &str,
     rtype: &str,
-    rg: &str,
-    name: &str,
-    location: &str,
+    at: (&str, &str, &str),
     tags: Value,
     props: Value,
 ) -> Res {
+    let (rg, name, location) = at;
     let mut m = Map::new();
     m.insert("properties".into(), props);
     let now = SystemTime::now();
@@ -371,7 +371,7 @@ fn gallery_handler(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
                 props["description"] = d;
             }
             let tags = body.get("tags").cloned().unwrap_or_else(|| json!({}));
-            let res = new_res(ctx, id, TYPE, rg, name, &location, tags, props);
+            let res = new_res(ctx, id, TYPE, (rg, name, &location), tags, props);
             let out = render(&res, true);
             w.resources.insert(key.clone(), res);
             let op = start_op(&mut w, &ctx.inner.knobs, OpEffect::FinishResource(key));
@@ -616,7 +616,7 @@ fn image_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, name: &str) 
                 );
             };
             let tags = body.get("tags").cloned().unwrap_or_else(|| json!({}));
-            let res = new_res(ctx, &id, IMAGE_TYPE, rg, name, &location, tags, props);
+            let res = new_res(ctx, &id, IMAGE_TYPE, (rg, name, &location), tags, props);
             let out = render(&res, true);
             w.resources.insert(key.clone(), res);
             let op = start_op(&mut w, &ctx.inner.knobs, OpEffect::FinishResource(key));
@@ -681,10 +681,9 @@ pub(crate) fn publishing_profile(given: Option<&Value>, default_region: &str) ->
 pub(crate) fn version_conflict(w: &World, version_id: &str) -> Option<(String, String)> {
     let key = version_id.to_ascii_lowercase();
     let (image_key, name) = key.rsplit_once("/versions/")?;
-    if !w
-        .resources
+    if w.resources
         .get(image_key)
-        .is_some_and(|r| r.rtype == IMAGE_TYPE)
+        .is_none_or(|r| r.rtype != IMAGE_TYPE)
     {
         return Some((
             "ParentResourceNotFound".into(),
@@ -979,9 +978,7 @@ fn version_handler(
                 ctx,
                 &id,
                 VERSION_TYPE,
-                rg,
-                name,
-                &image_loc,
+                (rg, name, &image_loc),
                 tags,
                 Value::Object(props),
             );

@@ -85,7 +85,8 @@ pub struct AibKnobs {
     pub fail_in: Option<String>,
     /// End successful runs `PartiallySucceeded`: the last distributor's replication fails.
     pub partially_succeed: bool,
-    /// Share (0..1) of template GETs during a run answered 500 `InternalOperationError`.
+    /// Share (0..1) of template GETs and run status reads during a run answered 500
+    /// `InternalOperationError` (the build itself goes on).
     pub internal_error_rate: f64,
     /// Cancel never completes (runs stay `Canceling`), as users sometimes see.
     pub stuck_canceling: bool,
@@ -149,9 +150,12 @@ struct AibOp {
     kind: OpKind,
     template: String,
     started: SystemTime,
-    /// Final status once known: (status, error).
-    end: Option<(String, Option<(String, String)>, SystemTime)>,
+    /// Final status once known.
+    end: Option<OpEnd>,
 }
+
+/// How an operation ended: (status, error code and message, end time).
+type OpEnd = (String, Option<(String, String)>, SystemTime);
 
 /// What the artefact check found (filled in by its task).
 type Fetch = Arc<Mutex<Option<Result<(), (String, String, String)>>>>;
@@ -1535,6 +1539,15 @@ pub(crate) fn operation(ctx: &Ctx<'_>, kind: &str, id: &str) -> Response {
                 StatusCode::BAD_REQUEST,
                 "InvalidOperationStatusUrl",
                 "The operation status URL was altered: its opaque query parameters 't' and 'c' are missing. Poll the Azure-AsyncOperation URL exactly as returned.",
+            );
+        }
+        // Reading the status of a long build sometimes fails without the build failing.
+        if op.end.is_none() && op.kind == OpKind::Run && Knobs::roll(knobs.aib.internal_error_rate)
+        {
+            return arm_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalOperationError",
+                "Internal error occurred while processing the request. Please retry. If the problem persists, contact support.",
             );
         }
         let mut body = json!({"name": op.id.to_uppercase(), "status": "InProgress", "startTime": rfc3339(op.started)});

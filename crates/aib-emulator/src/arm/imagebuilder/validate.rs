@@ -869,10 +869,9 @@ pub(crate) fn template(body: &Value, api: Api, sub: &str) -> Result<Checked, Inv
             let p = format!("ImageTemplate.properties.additionalDataDisks[{i}]");
             let o = obj(d, &p)?;
             fields(o, &[("sizeGB", T::Int)], &p)?;
-            if !o
-                .get("sizeGB")
+            if o.get("sizeGB")
                 .and_then(Value::as_i64)
-                .is_some_and(|n| n > 0)
+                .is_none_or(|n| n <= 0)
             {
                 return Err(missing(&p, "sizeGB"));
             }
