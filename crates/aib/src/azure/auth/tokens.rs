@@ -85,6 +85,34 @@ impl TokenProvider {
         if let Some(token) = self.cached(scope) {
             return Ok(token);
         }
+        // A token that would expire before it can be used (an issuer that counts whole
+        // seconds can hand one out at the end of its last second) is waited out and replaced.
+        let mut fetches = 0;
+        let (token, expires) = loop {
+            fetches += 1;
+            let (token, expires) = self.fetch(scope).await?;
+            let left = expires
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            if left >= MIN_USABLE || fetches >= 3 {
+                break (token, expires);
+            }
+            tokio::time::sleep(left).await;
+        };
+        let entry = Cached {
+            token: token.clone(),
+            fetched: SystemTime::now(),
+            expires,
+        };
+        if let Ok(mut cache) = self.0.cache.lock() {
+            cache.insert(scope.to_owned(), entry);
+        }
+        Ok(token)
+    }
+
+    /// One token request; the expiry is the earlier of what the service said and the token's
+    /// own `exp` claim, in whole seconds.
+    async fn fetch(&self, scope: &str) -> Result<(Secret, SystemTime), AuthError> {
         let access = self
             .0
             .credential
@@ -97,17 +125,10 @@ impl TokenProvider {
             })?;
         let token = Secret::new(access.token.secret());
         self.0.observer.register_secret(token.expose());
-        let expires = SystemTime::UNIX_EPOCH
-            + Duration::from_secs(u64::try_from(access.expires_on.unix_timestamp()).unwrap_or(0));
-        let entry = Cached {
-            token: token.clone(),
-            fetched: SystemTime::now(),
-            expires,
-        };
-        if let Ok(mut cache) = self.0.cache.lock() {
-            cache.insert(scope.to_owned(), entry);
-        }
-        Ok(token)
+        let said = u64::try_from(access.expires_on.unix_timestamp()).unwrap_or(0);
+        let claimed = token_exp(&token).unwrap_or(u64::MAX);
+        let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(said.min(claimed));
+        Ok((token, expires))
     }
 
     /// Forgets the cached token for `scope` (after a 401), so the next call fetches anew.
@@ -166,6 +187,20 @@ impl TokenCredential for TokenProvider {
             expires_on,
         ))
     }
+}
+
+/// A fetched token with less validity left than this is not handed out.
+const MIN_USABLE: Duration = Duration::from_millis(250);
+
+/// The `exp` claim of a JWT, when the token is one.
+fn token_exp(token: &Secret) -> Option<u64> {
+    use base64::Engine as _;
+    let payload = token.expose().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("exp")?.as_u64()
 }
 
 /// The public claims of a JWT access token (tenant, app, object id, user), read without

@@ -1,0 +1,252 @@
+//! Long-running operations followed to their end in each header style the emulator uses, with
+//! Retry-After honoured on every poll, progress reported, and failures surfaced.
+
+use std::time::Duration;
+
+use aib::azure::arm::ArmError;
+
+use super::support::*;
+
+/// Polls of one URL never come sooner than the Retry-After of the answer before them.
+fn assert_polls_spaced(records: &[aib_emulator::RequestRecord]) {
+    for pair in records.windows(2) {
+        if let Some(secs) = pair[0].retry_after {
+            let gap = pair[1].at.duration_since(pair[0].at).unwrap_or_default();
+            assert!(
+                gap >= Duration::from_secs(secs),
+                "polled after {gap:?}, asked {secs}s"
+            );
+        }
+    }
+}
+
+/// A gallery PUT (201 + Azure-AsyncOperation) is followed through its status URL, unaltered,
+/// to `Succeeded`, and the final resource is read back.
+#[tokio::test]
+async fn azure_async_operation_is_followed_to_the_final_resource() {
+    let emu = emulator().await;
+    let (azure, recorder) = connect_recorded(&settings(&secret_env(&emu)));
+    create_group(&azure, &emu, "rg").await;
+    emu.knobs().set_lro_polls(2);
+    emu.clear_requests();
+    let path = format!(
+        "{}/resourceGroups/rg/providers/Microsoft.Compute/galleries/gallery1",
+        sub(&emu)
+    );
+    let gallery: serde_json::Value = azure
+        .arm
+        .put(
+            &path,
+            &serde_json::json!({"location": "westeurope", "properties": {}}),
+        )
+        .await
+        .expect("gallery created");
+    assert_eq!(gallery["properties"]["provisioningState"], "Succeeded");
+    let log = emu.requests();
+    let status_polls: Vec<_> = log
+        .iter()
+        .filter(|r| r.path.contains("/providers/Microsoft.Compute/locations/") && r.method == "GET")
+        .cloned()
+        .collect();
+    assert!(status_polls.len() >= 2, "status URL polled: {log:?}");
+    assert!(
+        status_polls.iter().all(|r| r.status == 200),
+        "{status_polls:?}"
+    );
+    assert_polls_spaced(&status_polls);
+    assert_eq!(
+        log.last().map(|r| (r.method.as_str(), r.path.as_str())),
+        Some(("GET", path.as_str())),
+        "the final resource is read back"
+    );
+    let progress = recorder.progress.lock().unwrap();
+    let states: Vec<&str> = progress
+        .iter()
+        .filter(|p| p.0 == path)
+        .map(|p| p.1.as_str())
+        .collect();
+    assert!(states.len() >= 3, "a report per poll: {states:?}");
+    assert_eq!(states.last(), Some(&"Succeeded"), "{states:?}");
+}
+
+/// A resource group DELETE (202 + Location) is polled until the final answer; then it is gone.
+#[tokio::test]
+async fn location_polling_is_followed_until_the_group_is_gone() {
+    let emu = emulator().await;
+    let (azure, recorder) = connect_recorded(&settings(&secret_env(&emu)));
+    create_group(&azure, &emu, "doomed").await;
+    emu.knobs().set_lro_polls(2);
+    emu.clear_requests();
+    let path = format!("{}/resourcegroups/doomed", sub(&emu));
+    azure.arm.delete(&path).await.expect("deleted");
+    let log = emu.requests();
+    let first = &log[0];
+    assert_eq!(
+        (first.method.as_str(), first.status),
+        ("DELETE", 202),
+        "{log:?}"
+    );
+    let polls: Vec<_> = log[1..]
+        .iter()
+        .filter(|r| r.method == "GET")
+        .cloned()
+        .collect();
+    assert!(polls.len() >= 2, "{log:?}");
+    assert!(
+        polls[..polls.len() - 1].iter().all(|r| r.status == 202),
+        "{polls:?}"
+    );
+    assert_polls_spaced(&polls);
+    assert!(
+        azure
+            .arm
+            .get_optional::<serde_json::Value>(&path)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!recorder.progress.lock().unwrap().is_empty());
+    // Deleting what is already gone is fine.
+    azure.arm.delete(&path).await.expect("idempotent delete");
+}
+
+/// A DELETE answered with both Azure-AsyncOperation and Location follows the status URL.
+#[tokio::test]
+async fn azure_async_operation_wins_over_location() {
+    let emu = emulator().await;
+    let (azure, _) = connect_recorded(&settings(&secret_env(&emu)));
+    create_group(&azure, &emu, "rg").await;
+    let path = format!(
+        "{}/resourceGroups/rg/providers/Microsoft.Compute/galleries/gallery2",
+        sub(&emu)
+    );
+    let _: serde_json::Value = azure
+        .arm
+        .put(
+            &path,
+            &serde_json::json!({"location": "westeurope", "properties": {}}),
+        )
+        .await
+        .unwrap();
+    emu.clear_requests();
+    azure.arm.delete(&path).await.expect("gallery deleted");
+    let log = emu.requests();
+    assert!(
+        log.iter()
+            .any(|r| r.path.contains("/locations/") && r.path.contains("/operations/")),
+        "status URL polled: {log:?}"
+    );
+    let err = azure.arm.get::<serde_json::Value>(&path).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
+
+/// A long-running operation that outlives its timeout ends with an error that says so (exit 3).
+#[tokio::test]
+async fn operation_timeout_is_reported_with_state_and_polls() {
+    let emu = emulator().await;
+    let (azure, _) = connect_recorded(&settings(&secret_env(&emu)));
+    create_group(&azure, &emu, "rg").await;
+    emu.knobs().set_lro_polls(1000);
+    let path = format!(
+        "{}/resourceGroups/rg/providers/Microsoft.Compute/galleries/slow",
+        sub(&emu)
+    );
+    let options = aib::azure::arm::LroOptions {
+        timeout: Some(Duration::from_millis(2500)),
+        ..Default::default()
+    };
+    let err = azure
+        .arm
+        .put_with::<_, serde_json::Value>(
+            &path,
+            &serde_json::json!({"location": "westeurope", "properties": {}}),
+            &options,
+        )
+        .await
+        .unwrap_err();
+    let ArmError::OperationTimeout { polls, state, .. } = &err else {
+        panic!("expected OperationTimeout, got {err}");
+    };
+    assert!(*polls >= 1, "{err}");
+    assert_eq!(state, "InProgress");
+    assert_eq!(err.exit_status(), aib::exit::ExitStatus::Timeout);
+}
+
+const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+
+/// An image template whose creation fails asynchronously (its script cannot be downloaded)
+/// surfaces the operation's error code and message as a typed error.
+#[tokio::test]
+async fn failed_operation_surfaces_its_code_and_message() {
+    let emu = emulator().await;
+    let (azure, recorder) = connect_recorded(&settings(&secret_env(&emu)));
+    create_group(&azure, &emu, "rg").await;
+    let rg = format!("{}/resourceGroups/rg", sub(&emu));
+    let identity: serde_json::Value = azure
+        .arm
+        .put(
+            &format!("{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-aib"),
+            &serde_json::json!({"location": "westeurope"}),
+        )
+        .await
+        .expect("identity");
+    let uai = identity["id"].as_str().unwrap().to_owned();
+    let principal = identity["properties"]["principalId"].as_str().unwrap();
+    emu.grant(principal, CONTRIBUTOR, &rg);
+    let gallery = format!("{rg}/providers/Microsoft.Compute/galleries/gal_aib");
+    let _: serde_json::Value = azure
+        .arm
+        .put(&gallery, &serde_json::json!({"location": "westeurope"}))
+        .await
+        .expect("gallery");
+    let definition = format!("{gallery}/images/ubuntu");
+    let _: serde_json::Value = azure
+        .arm
+        .put(
+            &definition,
+            &serde_json::json!({"location": "westeurope", "properties": {
+                "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
+                "identifier": {"publisher": "aib", "offer": "ci-agent", "sku": "ubuntu-2204-gen2"}}}),
+        )
+        .await
+        .expect("image definition");
+    let script = format!("{}aibscripts/scripts/setup.sh", emu.blob_url());
+    let template = serde_json::json!({
+        "location": "westeurope",
+        "identity": {"type": "UserAssigned", "userAssignedIdentities": {uai.clone(): {}}},
+        "properties": {
+            "source": {"type": "PlatformImage", "publisher": "Canonical",
+                "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"},
+            "customize": [{"type": "Shell", "name": "setup", "scriptUri": script}],
+            "buildTimeoutInMinutes": 60,
+            "vmProfile": {"vmSize": "Standard_D2ds_v5", "osDiskSizeGB": 64},
+            "distribute": [{"type": "SharedImage", "runOutputName": "ubuntu",
+                "galleryImageId": definition,
+                "targetRegions": [{"name": "westeurope", "replicaCount": 1}]}]
+        }
+    });
+    let path = format!("{rg}/providers/Microsoft.VirtualMachineImages/imageTemplates/it-fails");
+    let err = azure
+        .arm
+        .put::<_, serde_json::Value>(&path, &template)
+        .await
+        .unwrap_err();
+    let ArmError::OperationFailed(failure) = &err else {
+        panic!("expected OperationFailed, got {err}");
+    };
+    assert_eq!(failure.status, "Failed");
+    assert_eq!(failure.error.code, "NoCustomizerScript", "{err}");
+    assert!(failure.error.message.contains("setup.sh"), "{err}");
+    assert!(
+        err.to_string().contains("ended Failed: NoCustomizerScript"),
+        "{err}"
+    );
+    assert_eq!(err.exit_status(), aib::exit::ExitStatus::AzureFailure);
+    let progress = recorder.progress.lock().unwrap();
+    let last = progress
+        .iter()
+        .rev()
+        .find(|p| p.0 == path)
+        .map(|p| p.1.clone());
+    assert_eq!(last.as_deref(), Some("Failed"), "{progress:?}");
+}

@@ -1,0 +1,8 @@
+//! The Azure layer (`aib::azure`) against the emulator.
+
+mod credentials;
+mod lro;
+mod retries;
+mod secrets;
+mod support;
+mod tokens;
