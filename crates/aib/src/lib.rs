@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod azure;
+pub mod cli;
 pub mod env_vars;
 pub mod config;
 pub mod exit;
