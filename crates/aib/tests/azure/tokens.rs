@@ -55,3 +55,58 @@ async fn two_hour_wait_with_short_tokens_makes_no_401() {
         "tokens were renewed along the way: {token_requests}"
     );
 }
+
+/// Hands out a token ARM refuses first, then delegates to the real credential.
+#[derive(Debug)]
+struct StaleFirst {
+    real: std::sync::Arc<dyn azure_core::credentials::TokenCredential>,
+    calls: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl azure_core::credentials::TokenCredential for StaleFirst {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return Ok(azure_core::credentials::AccessToken::new(
+                azure_core::credentials::Secret::new("revoked-token"),
+                azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+            ));
+        }
+        self.real.get_token(scopes, options).await
+    }
+}
+
+/// A 401 drops the cached token and the request is sent once more with a fresh one.
+#[tokio::test]
+async fn unauthorized_drops_the_token_and_retries_once_with_a_fresh_one() {
+    let emu = emulator().await;
+    let s = settings(&secret_env(&emu));
+    let http = aib::azure::http::build_client(&s.http).unwrap();
+    let observer: std::sync::Arc<dyn aib::azure::Observer> =
+        std::sync::Arc::new(Recorder::default());
+    let real =
+        aib::azure::auth::build_credential(&s.auth, &s.cloud, &http, observer.clone()).unwrap();
+    let credential = std::sync::Arc::new(StaleFirst {
+        real,
+        calls: Default::default(),
+    });
+    let tokens = aib::azure::auth::TokenProvider::new(credential.clone(), None, observer.clone());
+    let arm =
+        aib::azure::arm::ArmClient::new(s.cloud.clone(), http, tokens, observer, s.arm.clone());
+    let path = format!("{}/resourcegroups", sub(&emu));
+    let groups: Vec<serde_json::Value> = arm.list(&path).await.expect("second try succeeds");
+    assert!(groups.is_empty());
+    let statuses: Vec<u16> = requests_to(&emu, "/resourcegroups")
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [401, 200]);
+    assert_eq!(
+        credential.calls.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+}

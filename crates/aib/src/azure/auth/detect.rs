@@ -109,6 +109,7 @@ pub struct AuthPlan {
 
 /// The public part of a plan: what `aib whoami` shows.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Identity {
     /// The kind chosen.
     pub kind: AuthKind,
