@@ -114,8 +114,9 @@ def arm_kwargs(info: dict, **extra) -> dict:
 
 def connect(info: dict) -> Session:
     """Clients for every resource provider, pointed at the emulator."""
-    os.environ.setdefault("REQUESTS_CA_BUNDLE", info["caFile"])
-    os.environ.setdefault("SSL_CERT_FILE", info["caFile"])
+    # Trust the emulator's test CA (requests reads REQUESTS_CA_BUNDLE, Python's ssl SSL_CERT_FILE).
+    os.environ["REQUESTS_CA_BUNDLE"] = info["caFile"]
+    os.environ["SSL_CERT_FILE"] = info["caFile"]
     cred = ClientSecretCredential(
         info["tenantId"],
         info["clientId"],
@@ -290,7 +291,9 @@ def drive(info: dict, rg: str = "", account: str = "", parameters: Path = PARAME
     while True:
         t = s.builder.virtual_machine_image_templates.get(rg, s.template)
         lrs = t.properties.last_run_status
-        now = (lrs.run_state, lrs.run_sub_state) if lrs else None
+        # The SDK's enums are str subclasses; keep their plain values.
+        now = (str(lrs.run_state.value if hasattr(lrs.run_state, "value") else lrs.run_state),
+               str(getattr(lrs.run_sub_state, "value", lrs.run_sub_state) or "")) if lrs else None
         if now and now != last:
             log(f"  {now[0]:<18} {now[1]}")
             if now[1] and (not s.sub_states or s.sub_states[-1] != now[1]):
