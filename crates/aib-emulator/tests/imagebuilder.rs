@@ -958,6 +958,25 @@ async fn given_staging_group_rules() {
         t.body["properties"]["provisioningError"]["provisioningErrorCode"],
         "BadStagingResourceGroup"
     );
+    let del = env.delete(&tpl_path(&env, "it-used"), AIB_API).await;
+    env.wait_location(
+        &del.header("location").expect("Location"),
+        Duration::from_secs(30),
+    )
+    .await;
+    let squatter = env
+        .get(
+            &format!(
+                "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/squatter",
+                env.rg_id("rg-stage-used")
+            ),
+            MSI_API,
+        )
+        .await;
+    assert_eq!(
+        squatter.status, 200,
+        "a refused group is left alone on delete"
+    );
 
     env.group("rg-stage").await;
     env.emu
@@ -1015,6 +1034,23 @@ async fn given_staging_group_rules() {
         env.get(&env.rg_id("rg-stage-new"), RG_API).await.status,
         404,
         "created by Image Builder, removed with the template"
+    );
+
+    // Deleting the template's own group takes the template and its staging group along.
+    let mut body = template(&uai, &def, json!([]));
+    body["properties"]["stagingResourceGroup"] = json!(env.rg_id("rg-stage-orphan"));
+    assert_eq!(create(&env, "it-orphan", body).await["status"], "Succeeded");
+    let del = env.delete(&env.rg_id(RG), RG_API).await;
+    assert_eq!(del.status, 202);
+    env.wait_location(
+        &del.header("location").expect("Location"),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(env.get(&env.rg_id(RG), RG_API).await.status, 404);
+    assert_eq!(
+        env.get(&env.rg_id("rg-stage-orphan"), RG_API).await.status,
+        404
     );
 }
 

@@ -165,6 +165,8 @@ struct Staging {
     rg: String,
     /// Created by Image Builder (deleted with the template) vs given by the user (emptied).
     owned: bool,
+    /// False when creation refused the group (BadStagingResourceGroup): nothing to clean up.
+    claimed: bool,
     account: String,
     account_id: String,
     azurite: Option<String>,
@@ -484,7 +486,7 @@ async fn put(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
                 .aib
                 .templates
                 .values()
-                .any(|t| t.staging.rg.eq_ignore_ascii_case(g));
+                .any(|t| t.staging.claimed && t.staging.rg.eq_ignore_ascii_case(g));
             match w.groups.get(&g.to_ascii_lowercase()) {
                 None => (g.clone(), true),
                 Some(grp) => {
@@ -738,6 +740,7 @@ async fn put(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
     };
     let out = render(&res, true);
     let op = new_guid();
+    let claimed = pre_failure.is_none();
     let auto_run = body
         .pointer("/properties/autoRun/state")
         .and_then(Value::as_str)
@@ -768,6 +771,7 @@ async fn put(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
                 pre_failure,
                 creating: true,
                 staging: Staging {
+                    claimed,
                     rg: staging_rg,
                     owned,
                     account,
@@ -1615,6 +1619,19 @@ pub(crate) fn advance(inner: &Inner, w: &mut World) {
             inner.blob_url.as_str(),
         );
         finish_delete(w, &key, now, lag);
+        forget_orphan(w, &key, lag);
+    }
+}
+
+/// A template removed with its resource group takes its staging group along.
+fn forget_orphan(w: &mut World, key: &str, lag: Instant) {
+    let orphan = w
+        .aib
+        .templates
+        .get(key)
+        .is_some_and(|t| t.delete.is_none() && !w.resources.contains_key(key));
+    if orphan && let Some(t) = w.aib.templates.remove(key) {
+        release_staging(w, &t.staging, lag);
     }
 }
 
@@ -2049,7 +2066,16 @@ fn finish_delete(w: &mut World, key: &str, now: Instant, lag: Instant) {
     if let Some(r) = w.resources.remove(key) {
         w.removed.push((r, lag));
     }
-    let rg = t.staging.rg.clone();
+    release_staging(w, &t.staging, lag);
+    end_op(w, &op, "Succeeded", None);
+}
+
+/// Removes the staging group Image Builder created, or empties (and untags) a given one.
+fn release_staging(w: &mut World, staging: &Staging, lag: Instant) {
+    if !staging.claimed {
+        return;
+    }
+    let rg = staging.rg.clone();
     let gone: Vec<String> = w
         .resources
         .iter()
@@ -2062,9 +2088,9 @@ fn finish_delete(w: &mut World, key: &str, now: Instant, lag: Instant) {
             w.removed.push((r, lag));
         }
     }
-    w.azurite_map.remove(&t.staging.account);
+    w.azurite_map.remove(&staging.account);
     let rg_l = rg.to_ascii_lowercase();
-    if t.staging.owned {
+    if staging.owned {
         w.groups.remove(&rg_l);
         w.assignments.retain(|_, a| {
             let s = a.scope.to_ascii_lowercase();
@@ -2082,5 +2108,4 @@ fn finish_delete(w: &mut World, key: &str, now: Instant, lag: Instant) {
             tags.remove(k);
         }
     }
-    end_op(w, &op, "Succeeded", None);
 }
