@@ -173,3 +173,31 @@ def test_image_builder_scenario_with_faults(aib_emulator):
     statuses = [r["status"] for r in aib_emulator.requests()]
     assert statuses.count(429) > 0, "throttling was injected"
     assert statuses.count(500) > 0, "internal errors were injected"
+
+
+def test_older_api_version_is_served_and_strict(aib_emulator):
+    """At api-version 2024-02-01 the SDK creates and runs a template; a 2025-10-01-only field
+    (replicationMode) is an unknown field there, refused with 400 ValidationFailed."""
+    from azure.mgmt.imagebuilder import ImageBuilderClient
+
+    from drive_build import arm_kwargs, connect, prepare
+
+    aib_emulator.set_knobs(time_scale=600.0)
+    s = connect(aib_emulator.info)
+    params = load_jsonc(PARAMETERS)
+    prepare(s, "rg-aib-older", params, account="aibscriptsolder")
+    older = ImageBuilderClient(
+        s.credential, aib_emulator.subscription_id, api_version="2024-02-01", **arm_kwargs(aib_emulator.info)
+    ).virtual_machine_image_templates
+    body = template_from(s, params)
+    body.properties.customize = [ib.ImageTemplateShellCustomizer(name="hi", inline=["echo hi"])]
+    created = older.begin_create_or_update(s.rg, "it-older", body).result()
+    assert created.properties.provisioning_state == "Succeeded"
+    older.begin_run(s.rg, "it-older").result()
+    assert older.get(s.rg, "it-older").properties.last_run_status.run_state == "Succeeded"
+    body.properties.distribute[0].replication_mode = "Shallow"
+    with pytest.raises(HttpResponseError) as err:
+        older.begin_create_or_update(s.rg, "it-older-2025", body)
+    assert err.value.status_code == 400
+    assert err.value.error.code == "ValidationFailed"
+    assert 'unknown field "replicationMode"' in err.value.error.message
