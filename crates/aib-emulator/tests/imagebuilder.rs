@@ -1201,3 +1201,58 @@ async fn identity_permissions_are_enforced() {
     assert_eq!(a.status, 403, "{}", a.body);
     assert_eq!(a.code(), "LinkedAuthorizationFailed");
 }
+
+/// The build VM shows in the staging group during a build and goes at its end, except after a
+/// customizer failure with `errorHandling.onCustomizerError: abort`, which leaves it there.
+#[tokio::test]
+async fn build_vm_is_cleaned_up_unless_error_handling_aborts() {
+    let env = start(false).await;
+    let (uai, _, def) = setup(&env).await;
+    let staging_types = |env_body: Value| -> Vec<String> {
+        env_body["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["type"].as_str().map(str::to_string))
+            .collect()
+    };
+    let failing = json!([{"type": "Shell", "name": "breaks", "inline": ["exit 2"]}]);
+    for (name, handling, vm_left) in [
+        ("it-cleanup", "cleanup", false),
+        ("it-abort", "abort", true),
+    ] {
+        let mut body = template(&uai, &def, failing.clone());
+        body["properties"]["errorHandling"] =
+            json!({"onCustomizerError": handling, "onValidationError": "cleanup"});
+        assert_eq!(create(&env, name, body).await["status"], "Succeeded");
+        let st = env
+            .wait_status(&start_run(&env, name).await, Duration::from_secs(30))
+            .await;
+        assert_eq!(st["status"], "Failed");
+        let t = env.get(&tpl_path(&env, name), AIB_API).await;
+        let staging = t.body["properties"]["exactStagingResourceGroup"]
+            .as_str()
+            .expect("staging")
+            .to_string();
+        let list = env.get(&format!("{staging}/resources"), RG_API).await;
+        let mut types = staging_types(list.body.clone());
+        let mut next = list.body["nextLink"].as_str().map(str::to_string);
+        while let Some(link) = next {
+            let page = env.call_url(reqwest::Method::GET, &link, None).await;
+            types.extend(staging_types(page.body.clone()));
+            next = page.body["nextLink"].as_str().map(str::to_string);
+        }
+        assert_eq!(
+            types
+                .iter()
+                .any(|t| t == "Microsoft.Compute/virtualMachines"),
+            vm_left,
+            "{handling}: {types:?}"
+        );
+        assert!(
+            types
+                .iter()
+                .any(|t| t == "Microsoft.Storage/storageAccounts")
+        );
+    }
+}

@@ -1729,6 +1729,7 @@ fn step_run(
                 )),
             );
             end_op(w, &cancel_op, "Succeeded", None);
+            build_vm(w, key, false, lag);
         }
         return;
     }
@@ -1740,6 +1741,9 @@ fn step_run(
         .map(|(p, _)| p.clone())
         .unwrap_or_else(|| "Queued".into());
     if now < run.end {
+        if sub != "Queued" {
+            build_vm(w, key, true, lag);
+        }
         set_last_run(w, key, "Running", Some(&sub), "");
         return;
     }
@@ -1748,6 +1752,26 @@ fn step_run(
     if let Some(r) = w.aib.templates.get_mut(key).and_then(|t| t.run.as_mut()) {
         r.finished = true;
     }
+    // The build VM and its network go at the end, except after a failure with
+    // `errorHandling: abort` for that phase (left for debugging, contract rule 24).
+    let handling = |w: &World, field: &str| {
+        w.resources
+            .get(key)
+            .and_then(|r| r.body.get("properties"))
+            .and_then(|p| p.get("errorHandling"))
+            .and_then(|e| e.get(field))
+            .and_then(Value::as_str)
+            == Some("abort")
+    };
+    let keep = match &plan {
+        Plan::Fail(phase, _, _) if phase == "Customizing" => handling(w, "onCustomizerError"),
+        Plan::Fail(phase, _, _) if phase == "Validating" => handling(w, "onValidationError"),
+        Plan::Distribute {
+            validation_failed: Some(_),
+        } => handling(w, "onValidationError"),
+        _ => false,
+    };
+    build_vm(w, key, keep, lag);
     match plan {
         Plan::Fail(phase, code, message) => {
             let phase = if phase.is_empty() { sub } else { phase };
@@ -2106,6 +2130,64 @@ fn release_staging(w: &mut World, staging: &Staging, lag: Instant) {
             "imageTemplateResourceGroupName",
         ] {
             tags.remove(k);
+        }
+    }
+}
+
+/// Puts the build VM, its NIC, OS disk and network into the staging group (`present`), or
+/// removes them, so a client listing the staging group sees what a real build leaves there.
+fn build_vm(w: &mut World, key: &str, present: bool, lag: Instant) {
+    let Some(t) = w.aib.templates.get(key) else {
+        return;
+    };
+    let Some(run) = &t.run else { return };
+    if !t.staging.claimed {
+        return;
+    }
+    let tag: String = run.guid.chars().filter(|c| *c != '-').take(8).collect();
+    let rg = t.staging.rg.clone();
+    let rg_id = t
+        .staging
+        .account_id
+        .split("/providers/")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let location = w.resources.get(key).and_then(|r| r.location.clone());
+    let parts = [
+        ("Microsoft.Compute/virtualMachines", format!("vm{tag}")),
+        ("Microsoft.Network/networkInterfaces", format!("nic{tag}")),
+        ("Microsoft.Compute/disks", format!("osdisk{tag}")),
+        ("Microsoft.Network/virtualNetworks", format!("vnet{tag}")),
+    ];
+    for (rtype, name) in parts {
+        let id = format!("{rg_id}/providers/{rtype}/{name}");
+        let k = id.to_ascii_lowercase();
+        if present {
+            if !w.resources.contains_key(&k) {
+                let now = SystemTime::now();
+                let mut m = Map::new();
+                m.insert("properties".into(), json!({}));
+                w.resources.insert(
+                    k,
+                    Res {
+                        id,
+                        rtype: rtype.into(),
+                        group: rg.clone(),
+                        name,
+                        location: location.clone(),
+                        tags: json!({"createdBy": "AzureVMImageBuilder"}),
+                        body: m,
+                        state: "Succeeded".into(),
+                        visible: true,
+                        created: now,
+                        changed: now,
+                        listed_at: Instant::now(),
+                    },
+                );
+            }
+        } else if let Some(r) = w.resources.remove(&k) {
+            w.removed.push((r, lag));
         }
     }
 }
