@@ -395,6 +395,21 @@ impl ArmClient {
 
     /// Sends with retries; the only retry loop of ARM requests.
     async fn execute(&self, request: &Prepared) -> Result<ArmResponse, ArmError> {
+        // Polling and paging URLs come from response headers and bodies: the ARM token goes
+        // nowhere but the ARM endpoint.
+        if request.url.origin() != self.0.cloud.arm_endpoint.origin() {
+            return Err(ArmError::BadPath {
+                path: format!(
+                    "{}{}",
+                    request.url.origin().ascii_serialization(),
+                    request.path
+                ),
+                why: format!(
+                    "not on the ARM endpoint {}; the token is not sent elsewhere",
+                    self.0.cloud.arm_endpoint
+                ),
+            });
+        }
         let options = &self.0.options.retry;
         let start = Instant::now();
         let attempts = AtomicU32::new(0);
@@ -613,4 +628,78 @@ fn decode_value<T: DeserializeOwned>(
         path: path.to_owned(),
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+
+    #[derive(Debug)]
+    struct NoToken;
+
+    #[async_trait::async_trait]
+    impl TokenCredential for NoToken {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "no token in unit tests",
+            ))
+        }
+    }
+
+    fn client() -> ArmClient {
+        let observer: Arc<dyn Observer> = Arc::new(crate::azure::NoObserver);
+        let tokens = TokenProvider::new(Arc::new(NoToken), None, observer.clone());
+        let cloud = Cloud::named("AzureCloud").unwrap();
+        ArmClient::new(
+            cloud,
+            reqwest::Client::new(),
+            tokens,
+            observer,
+            ArmOptions::default(),
+        )
+    }
+
+    /// Paths get the api-version of their provider; unknown providers and bad paths are refused.
+    #[test]
+    fn urls_carry_the_tables_api_version() {
+        let arm = client();
+        let url = arm.url_for("/subscriptions/s/resourcegroups/rg").unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://management.azure.com/subscriptions/s/resourcegroups/rg?api-version=2024-07-01"
+        );
+        let kept = arm
+            .url_for("/subscriptions/s/resources?$filter=x&api-version=2021-04-01")
+            .unwrap();
+        assert_eq!(kept.query(), Some("$filter=x&api-version=2021-04-01"));
+        assert!(matches!(
+            arm.url_for("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/a"),
+            Err(ArmError::BadPath { .. })
+        ));
+        assert!(matches!(
+            arm.url_for("subscriptions"),
+            Err(ArmError::BadPath { .. })
+        ));
+        assert!(matches!(
+            arm.url_for("//evil.example/x"),
+            Err(ArmError::BadPath { .. })
+        ));
+    }
+
+    /// A polling or paging URL on another host is refused before any token is fetched.
+    #[tokio::test]
+    async fn the_token_is_never_sent_off_the_arm_endpoint() {
+        let arm = client();
+        let url = Url::parse("https://attacker.example/steal?x=1").unwrap();
+        let request = arm.prepare(Method::GET, url, None, Idempotency::Idempotent);
+        let err = arm.execute(&request).await.unwrap_err();
+        assert!(matches!(err, ArmError::BadPath { .. }), "{err}");
+        assert!(err.to_string().contains("not on the ARM endpoint"), "{err}");
+    }
 }
