@@ -2164,27 +2164,24 @@ fn build_vm(w: &mut World, key: &str, present: bool, lag: Instant) {
         let id = format!("{rg_id}/providers/{rtype}/{name}");
         let k = id.to_ascii_lowercase();
         if present {
-            if !w.resources.contains_key(&k) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = w.resources.entry(k) {
                 let now = SystemTime::now();
                 let mut m = Map::new();
                 m.insert("properties".into(), json!({}));
-                w.resources.insert(
-                    k,
-                    Res {
-                        id,
-                        rtype: rtype.into(),
-                        group: rg.clone(),
-                        name,
-                        location: location.clone(),
-                        tags: json!({"createdBy": "AzureVMImageBuilder"}),
-                        body: m,
-                        state: "Succeeded".into(),
-                        visible: true,
-                        created: now,
-                        changed: now,
-                        listed_at: Instant::now(),
-                    },
-                );
+                slot.insert(Res {
+                    id,
+                    rtype: rtype.into(),
+                    group: rg.clone(),
+                    name,
+                    location: location.clone(),
+                    tags: json!({"createdBy": "AzureVMImageBuilder"}),
+                    body: m,
+                    state: "Succeeded".into(),
+                    visible: true,
+                    created: now,
+                    changed: now,
+                    listed_at: Instant::now(),
+                });
             }
         } else if let Some(r) = w.resources.remove(&k) {
             w.removed.push((r, lag));
