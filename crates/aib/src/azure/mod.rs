@@ -10,6 +10,19 @@
 //!
 //! [`connect`] wires them together for a step: it returns an [`Azure`] with the ARM client, the
 //! credential (for the blob client) and the identity that was chosen.
+//!
+//! ```no_run
+//! # async fn step() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use aib::azure::{AzureSettings, ReporterObserver, args::AzureArgs, connect, env::Env};
+//! # let reporter = aib::report::detect(aib::report::OutputFormat::Text);
+//! let env = Env::from_process(); // binaries only, once
+//! let settings = AzureSettings::from_args(&AzureArgs::default(), &env)?; // exit 2 on error
+//! let azure = connect(&settings, Arc::new(ReporterObserver::new(reporter)))?;
+//! let rg = format!("/subscriptions/{}/resourceGroups/rg-images", azure.subscription_id()?);
+//! let group: serde_json::Value = azure.arm.put(&rg, &serde_json::json!({"location": "westeurope"})).await?;
+//! # Ok(()) }
+//! ```
 
 pub mod args;
 pub mod arm;
@@ -132,6 +145,14 @@ pub enum AzureError {
     /// The HTTP client could not be built (a bad `SSL_CERT_FILE`, usually).
     #[error(transparent)]
     Http(#[from] http::HttpError),
+    /// A step needs a subscription and none was given.
+    #[error(
+        "no subscription is set: pass --subscription-id or set AZURE_SUBSCRIPTION_ID (credential: {kind})"
+    )]
+    MissingSubscription {
+        /// The credential kind in use.
+        kind: auth::AuthKind,
+    },
 }
 
 impl AzureError {
@@ -160,6 +181,18 @@ pub struct Azure {
     pub identity: auth::Identity,
     /// The shared HTTP client, for other azure_core clients (blobs) to use as their transport.
     pub http: reqwest::Client,
+}
+
+impl Azure {
+    /// The subscription the steps work in, or an error (exit 2) saying how to set it.
+    pub fn subscription_id(&self) -> Result<&str, AzureError> {
+        self.identity
+            .subscription_id
+            .as_deref()
+            .ok_or(AzureError::MissingSubscription {
+                kind: self.identity.kind,
+            })
+    }
 }
 
 impl std::fmt::Debug for Azure {
