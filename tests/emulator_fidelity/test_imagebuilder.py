@@ -82,7 +82,9 @@ def staging_log(s, template: str) -> str:
 
 
 def scenario(emu, tag: str, every_sub_state: bool = True):
+    # About a real second per sub-state, so a busy machine still sees each one.
     emu.set_knobs(time_scale=100.0)
+    set_aib(emu, queue=100.0, build=150.0, customizer=60.0, distribute=150.0)
     s = drive(emu.info, rg=f"rg-aib-{tag}", account=f"aibscripts{tag}", poll=0.05, log=lambda *_: None)
     order = ["Queued", "Building", "Customizing", "Distributing"]
     if every_sub_state:
@@ -97,6 +99,7 @@ def scenario(emu, tag: str, every_sub_state: bool = True):
     assert version.properties.provisioning_state == "Succeeded"
     assert version.properties.publishing_profile.target_regions[0].name == "West Europe"
     emu.set_knobs(time_scale=600.0)
+    set_aib(emu, queue=30.0, build=180.0, customizer=120.0, distribute=240.0)
     templates = s.builder.virtual_machine_image_templates
     params = load_jsonc(PARAMETERS)
 

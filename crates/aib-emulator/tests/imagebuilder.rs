@@ -312,9 +312,14 @@ async fn build_runs_through_sub_states_and_publishes_a_version() {
     assert_eq!(patched.status, 200, "{}", patched.body);
     assert_eq!(patched.body["tags"]["env"], "patched");
 
-    // Slow the clock enough to see every sub-state.
+    // Slow the clock so every sub-state lasts about a real second, even on a busy machine.
     let mut k = env.emu.knobs().get();
+    let defaults = k.aib.clone();
     k.time_scale = 150.0;
+    k.aib.queue = Duration::from_secs(150);
+    k.aib.build = Duration::from_secs(150);
+    k.aib.customizer = Duration::from_secs(60);
+    k.aib.distribute = Duration::from_secs(150);
     env.emu.knobs().set(k);
     let aao = start_run(&env, "it-good").await;
     let again = env
@@ -445,6 +450,7 @@ async fn build_runs_through_sub_states_and_publishes_a_version() {
     // A second run publishes the next patch under major 1.
     k = env.emu.knobs().get();
     k.time_scale = 600.0;
+    k.aib = defaults;
     env.emu.knobs().set(k);
     let aao = start_run(&env, "it-good").await;
     assert_eq!(
