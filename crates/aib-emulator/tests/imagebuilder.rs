@@ -1262,3 +1262,41 @@ async fn build_vm_is_cleaned_up_unless_error_handling_aborts() {
         );
     }
 }
+
+/// With `stuck_canceling`, a canceled build stays `Canceling` (as users report), and the
+/// template cannot be deleted meanwhile.
+#[tokio::test]
+async fn stuck_canceling_knob_keeps_the_run_canceling() {
+    let env = start(false).await;
+    let (uai, _, def) = setup(&env).await;
+    let mut k = env.emu.knobs().get();
+    k.aib.customizer = Duration::from_secs(36000);
+    k.aib.stuck_canceling = true;
+    env.emu.knobs().set(k);
+    let body = template(
+        &uai,
+        &def,
+        json!([{"type": "Shell", "name": "long", "inline": ["sleep 1"]}]),
+    );
+    assert_eq!(create(&env, "it-stuck", body).await["status"], "Succeeded");
+    start_run(&env, "it-stuck").await;
+    let c = env
+        .post(&format!("{}/cancel", tpl_path(&env, "it-stuck")), AIB_API)
+        .await;
+    assert_eq!(c.status, 202);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = env.get(&tpl_path(&env, "it-stuck"), AIB_API).await;
+    assert_eq!(
+        t.body["properties"]["lastRunStatus"]["runState"],
+        "Canceling"
+    );
+    let aao = c.header("azure-asyncoperation").expect("aao");
+    let st = env.call_url(reqwest::Method::GET, &aao, None).await;
+    assert_eq!(st.body["status"], "InProgress");
+    assert_eq!(
+        env.delete(&tpl_path(&env, "it-stuck"), AIB_API)
+            .await
+            .code(),
+        "OperationNotAllowed"
+    );
+}
