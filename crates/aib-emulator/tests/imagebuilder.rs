@@ -1300,3 +1300,115 @@ async fn stuck_canceling_knob_keeps_the_run_canceling() {
         "OperationNotAllowed"
     );
 }
+
+/// Collects the distinct sub-states of a run until it ends; returns them and the final state.
+async fn watch(env: &Env, name: &str) -> (Vec<String>, String) {
+    let mut seen = Vec::<String>::new();
+    let started = Instant::now();
+    loop {
+        let t = env.get(&tpl_path(env, name), AIB_API).await;
+        let lrs = &t.body["properties"]["lastRunStatus"];
+        let sub = lrs["runSubState"].as_str().unwrap_or("").to_string();
+        if !sub.is_empty() && seen.last() != Some(&sub) {
+            seen.push(sub);
+        }
+        let state = lrs["runState"].as_str().unwrap_or("").to_string();
+        if !state.is_empty() && state != "Running" {
+            return (seen, state);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "run did not end: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// Optimizing and Validating appear only when configured; a failing validator fails the run in
+/// Validating, and with continueDistributeOnFailure the image is still distributed.
+#[tokio::test]
+async fn optimize_and_validate_phases() {
+    let env = start(false).await;
+    let (uai, _, def) = setup(&env).await;
+    let mut k = env.emu.knobs().get();
+    k.time_scale = 150.0;
+    for d in [
+        &mut k.aib.queue,
+        &mut k.aib.build,
+        &mut k.aib.optimize,
+        &mut k.aib.validate,
+        &mut k.aib.distribute,
+    ] {
+        *d = Duration::from_secs(120);
+    }
+    k.aib.customizer = Duration::from_secs(60);
+    env.emu.knobs().set(k);
+    let mut body = template(
+        &uai,
+        &def,
+        json!([{"type": "Shell", "name": "a", "inline": ["echo a"]}]),
+    );
+    body["properties"]["optimize"] = json!({"vmBoot": {"state": "Enabled"}});
+    body["properties"]["validate"] = json!({"inVMValidations": [{"type": "Shell", "name": "check", "inline": ["test -f /etc/os-release"]}]});
+    assert_eq!(
+        create(&env, "it-full", body.clone()).await["status"],
+        "Succeeded"
+    );
+    start_run(&env, "it-full").await;
+    let (seen, state) = watch(&env, "it-full").await;
+    assert_eq!(
+        seen,
+        [
+            "Queued",
+            "Building",
+            "Customizing",
+            "Optimizing",
+            "Validating",
+            "Distributing"
+        ]
+    );
+    assert_eq!(state, "Succeeded");
+
+    let mut k = env.emu.knobs().get();
+    k.time_scale = 600.0;
+    env.emu.knobs().set(k);
+    body["properties"]["validate"]["inVMValidations"][0]["inline"] = json!(["exit 1"]);
+    assert_eq!(
+        create(&env, "it-badcheck", body.clone()).await["status"],
+        "Succeeded"
+    );
+    start_run(&env, "it-badcheck").await;
+    let (seen, state) = watch(&env, "it-badcheck").await;
+    assert_eq!(state, "Failed");
+    assert_eq!(seen.last().map(String::as_str), Some("Validating"));
+    let outs = env
+        .get(
+            &format!("{}/runOutputs", tpl_path(&env, "it-badcheck")),
+            AIB_API,
+        )
+        .await;
+    assert_eq!(outs.body["value"], json!([]), "nothing distributed");
+
+    body["properties"]["validate"]["continueDistributeOnFailure"] = json!(true);
+    assert_eq!(
+        create(&env, "it-badcheck-go", body).await["status"],
+        "Succeeded"
+    );
+    start_run(&env, "it-badcheck-go").await;
+    let (_, state) = watch(&env, "it-badcheck-go").await;
+    assert_eq!(state, "Failed", "validation failure fails the run");
+    let outs = env
+        .get(
+            &format!("{}/runOutputs", tpl_path(&env, "it-badcheck-go")),
+            AIB_API,
+        )
+        .await;
+    assert!(
+        outs.body["value"][0]["properties"]["artifactId"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/versions/"),
+        "but the image was distributed: {}",
+        outs.body
+    );
+}
