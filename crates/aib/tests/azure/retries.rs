@@ -200,3 +200,64 @@ async fn dropped_connections_are_retried_only_when_idempotent() {
         1
     );
 }
+
+/// A list split into small pages is read to the end through `nextLink`.
+#[tokio::test]
+async fn lists_follow_next_link_to_the_last_page() {
+    let emu = emulator().await;
+    let (azure, _) = connect_recorded(&settings(&secret_env(&emu)));
+    for i in 0..5 {
+        create_group(&azure, &emu, &format!("paged-{i}")).await;
+    }
+    emu.knobs().set_page_size(2);
+    emu.clear_requests();
+    let groups: Vec<serde_json::Value> = azure
+        .arm
+        .list(&format!("{}/resourcegroups", sub(&emu)))
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = groups.iter().filter_map(|g| g["name"].as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["paged-0", "paged-1", "paged-2", "paged-3", "paged-4"]
+    );
+    let pages = requests_to(&emu, "/resourcegroups");
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(
+        pages[1..].iter().all(|r| r.query.to_ascii_lowercase().contains("skiptoken")),
+        "{pages:?}"
+    );
+}
+
+/// A principal without a role gets 403 AuthorizationFailed, decoded with the missing action
+/// and a role that grants it, and it is not retried.
+#[tokio::test]
+async fn authorization_failed_names_the_missing_action_and_a_role() {
+    let emu = emulator().await;
+    emu.add_client("11111111-2222-3333-4444-555555555555", "no-roles-secret");
+    let mut e = secret_env(&emu);
+    e.set(
+        aib::azure::env::AZURE_CLIENT_ID,
+        "11111111-2222-3333-4444-555555555555",
+    );
+    e.set(aib::azure::env::AZURE_CLIENT_SECRET, "no-roles-secret");
+    let (azure, _) = connect_recorded(&settings(&e));
+    let path = format!("{}/resourcegroups/rg-denied", sub(&emu));
+    let err = azure
+        .arm
+        .put::<_, serde_json::Value>(&path, &serde_json::json!({"location": "westeurope"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err}");
+    assert_eq!(err.code(), Some("AuthorizationFailed"), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "hint: the identity lacks 'Microsoft.Resources/subscriptions/resourceGroups/write'"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("'Contributor'"), "{text}");
+    assert_eq!(requests_to(&emu, "/resourcegroups/rg-denied").len(), 1);
+}
