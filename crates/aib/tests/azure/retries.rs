@@ -225,7 +225,9 @@ async fn lists_follow_next_link_to_the_last_page() {
     let pages = requests_to(&emu, "/resourcegroups");
     assert_eq!(pages.len(), 3, "{pages:?}");
     assert!(
-        pages[1..].iter().all(|r| r.query.to_ascii_lowercase().contains("skiptoken")),
+        pages[1..]
+            .iter()
+            .all(|r| r.query.to_ascii_lowercase().contains("skiptoken")),
         "{pages:?}"
     );
 }
