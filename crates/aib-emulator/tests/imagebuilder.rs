@@ -1412,3 +1412,80 @@ async fn optimize_and_validate_phases() {
         outs.body
     );
 }
+
+/// A SharedImageVersion source is resolved when the build starts: `latest` skips versions
+/// excluded from latest and is reported as `exactVersion`; a missing version fails in Building.
+#[tokio::test]
+async fn shared_image_version_source_is_resolved() {
+    let env = start(false).await;
+    let (uai, _, def) = setup(&env).await;
+    let base = env.gallery_with_image(RG, "gal_base", "base").await;
+    let src = format!("{}/providers/Microsoft.Compute/images/src", env.rg_id(RG));
+    for (v, exclude) in [("1.0.0", false), ("1.1.0", false), ("2.0.0", true)] {
+        let body = json!({"location": "westeurope", "properties": {
+            "publishingProfile": {"excludeFromLatest": exclude},
+            "storageProfile": {"source": {"id": src}}}});
+        let a = env
+            .put(&format!("{base}/versions/{v}"), COMPUTE_API, body)
+            .await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        env.wait_status(
+            &a.header("azure-asyncoperation").expect("aao"),
+            Duration::from_secs(20),
+        )
+        .await;
+    }
+    let mut body = template(&uai, &def, json!([]));
+    body["properties"]["source"] =
+        json!({"type": "SharedImageVersion", "imageVersionId": format!("{base}/versions/latest")});
+    body["properties"]["distribute"][0]["versioning"] = json!({"scheme": "Source"});
+    assert_eq!(
+        create(&env, "it-from-gallery", body).await["status"],
+        "Succeeded"
+    );
+    let st = env
+        .wait_status(
+            &start_run(&env, "it-from-gallery").await,
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(st["status"], "Succeeded", "{st}");
+    let t = env.get(&tpl_path(&env, "it-from-gallery"), AIB_API).await;
+    assert_eq!(
+        t.body["properties"]["source"]["exactVersion"],
+        format!("{base}/versions/1.1.0"),
+        "2.0.0 is excluded from latest"
+    );
+    let outs = env
+        .get(
+            &format!("{}/runOutputs", tpl_path(&env, "it-from-gallery")),
+            AIB_API,
+        )
+        .await;
+    assert_eq!(
+        outs.body["value"][0]["properties"]["artifactId"],
+        format!("{def}/versions/1.1.0"),
+        "versioning Source takes the source's version"
+    );
+
+    let mut body = template(&uai, &def, json!([]));
+    body["properties"]["source"] =
+        json!({"type": "SharedImageVersion", "imageVersionId": format!("{base}/versions/9.9.9")});
+    assert_eq!(
+        create(&env, "it-no-source", body).await["status"],
+        "Succeeded"
+    );
+    let st = env
+        .wait_status(
+            &start_run(&env, "it-no-source").await,
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(st["status"], "Failed");
+    assert_eq!(st["error"]["code"], "BadSharedImageVersionSource");
+    let t = env.get(&tpl_path(&env, "it-no-source"), AIB_API).await;
+    assert_eq!(
+        t.body["properties"]["lastRunStatus"]["runSubState"],
+        "Building"
+    );
+}

@@ -1042,7 +1042,13 @@ fn provisioner(t: &str) -> &'static str {
     }
 }
 
-fn plan_run(props: &Map<String, Value>, k: &AibKnobs, log_path: &str, op: &str) -> Schedule {
+fn plan_run(
+    props: &Map<String, Value>,
+    k: &AibKnobs,
+    log_path: &str,
+    op: &str,
+    source_problem: Option<&str>,
+) -> Schedule {
     let secs = |d: Duration| d.as_secs_f64();
     let mut phases = Vec::new();
     let mut log = Vec::new();
@@ -1076,6 +1082,14 @@ fn plan_run(props: &Map<String, Value>, k: &AibKnobs, log_path: &str, op: &str) 
     phases.push(("Building".to_string(), t));
     log.push((t, "PACKER OUT Build 'azure-arm' started\nPACKER OUT ==> azure-arm: Running builder ...\nPACKER OUT ==> azure-arm: Creating resource group ...\nPACKER OUT ==> azure-arm: Deploying deployment template ...\n".to_string()));
     t += secs(k.build);
+    if let Some(problem) = source_problem {
+        failure = Some((
+            t,
+            "Building".into(),
+            "BadSharedImageVersionSource".into(),
+            format!("{problem} For more troubleshooting steps go to {TS_URL}. OperationId: {op}."),
+        ));
+    }
     force("Building", t, &mut failure);
 
     phases.push(("Customizing".to_string(), t));
@@ -1328,7 +1342,21 @@ fn start_run(inner: &Inner, w: &mut World, key: &str, knobs: &crate::knobs::Knob
         "{}/blobServices/default/containers/packerlogs/{guid}/customization.log",
         t.staging.account_id
     );
-    let sched = plan_run(&props, &knobs.aib, &log_path, &op.to_uppercase());
+    let source = resolve_source(w, &props);
+    let problem = source.as_ref().err().map(String::as_str);
+    let sched = plan_run(&props, &knobs.aib, &log_path, &op.to_uppercase(), problem);
+    if let (Ok(Some(exact)), Some(r)) = (&source, w.resources.get_mut(key))
+        && let Some(src) = r
+            .body
+            .get_mut("properties")
+            .and_then(|p| p.get_mut("source"))
+            .and_then(Value::as_object_mut)
+    {
+        src.insert("exactVersion".into(), json!(exact));
+    }
+    let Some(t) = w.aib.templates.get(key) else {
+        return op;
+    };
     let start = Instant::now();
     let at = |emu: f64| start + Duration::from_secs_f64(emu / scale);
     let cancel_flag = Arc::new(AtomicBool::new(false));
@@ -1945,7 +1973,8 @@ fn distribute(
                         if vs.get("scheme").and_then(Value::as_str) == Some("Source") =>
                     {
                         let from = source
-                            .get("imageVersionId")
+                            .get("exactVersion")
+                            .or_else(|| source.get("imageVersionId"))
                             .and_then(Value::as_str)
                             .and_then(|s| s.rsplit('/').next())
                             .or_else(|| source.get("version").and_then(Value::as_str))
@@ -2187,4 +2216,48 @@ fn build_vm(w: &mut World, key: &str, present: bool, lag: Instant) {
             w.removed.push((r, lag));
         }
     }
+}
+
+/// Resolves a `SharedImageVersion` source when the build starts: an explicit version must
+/// exist, `latest` is the highest version not excluded from latest. Ok(None) for other sources.
+fn resolve_source(w: &World, props: &Map<String, Value>) -> Result<Option<String>, String> {
+    let Some(src) = props.get("source") else {
+        return Ok(None);
+    };
+    if src.get("type").and_then(Value::as_str) != Some("SharedImageVersion") {
+        return Ok(None);
+    }
+    let id = src
+        .get("imageVersionId")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let Some(i) = id.to_ascii_lowercase().find("/versions/") else {
+        return Err(format!(
+            "The source image version '{id}' is not a gallery image version id."
+        ));
+    };
+    let image_key = id[..i].to_ascii_lowercase();
+    let wanted = &id[i + "/versions/".len()..];
+    let usable = |r: &Res| r.state == "Succeeded";
+    if !wanted.eq_ignore_ascii_case("latest") {
+        return match w.resources.get(&id.to_ascii_lowercase()) {
+            Some(r) if usable(r) => Ok(Some(r.id.clone())),
+            _ => Err(format!("The source image version '{id}' was not found.")),
+        };
+    }
+    let prefix = format!("{image_key}/versions/");
+    let excluded = |r: &Res| {
+        r.body
+            .get("properties")
+            .and_then(|p| p.pointer("/publishingProfile/excludeFromLatest"))
+            .and_then(Value::as_bool)
+            == Some(true)
+    };
+    w.resources
+        .iter()
+        .filter(|(k, r)| k.starts_with(&prefix) && usable(r) && !excluded(r))
+        .filter_map(|(k, r)| compute::parse_version(&k[prefix.len()..]).map(|v| (v, r.id.clone())))
+        .max()
+        .map(|(_, id)| Some(id))
+        .ok_or_else(|| format!("No image version of '{}' can serve as 'latest' (none exists or all are excluded from latest).", &id[..i]))
 }
