@@ -235,9 +235,17 @@ impl AzureSettings {
 /// id for all its requests). No request is sent yet.
 pub fn connect(settings: &AzureSettings, observer: Arc<dyn Observer>) -> Result<Azure, AzureError> {
     let http = http::build_client(&settings.http)?;
-    let credential =
-        auth::build_credential(&settings.auth, &settings.cloud, &http, observer.clone())?;
-    let tokens = auth::TokenProvider::new(credential, Some(settings.auth.kind), observer.clone());
+    let factory: auth::CredentialFactory = {
+        let (plan, cloud, http, observer) = (
+            settings.auth.clone(),
+            settings.cloud.clone(),
+            http.clone(),
+            observer.clone(),
+        );
+        Arc::new(move || auth::build_credential(&plan, &cloud, &http, observer.clone()))
+    };
+    let tokens =
+        auth::TokenProvider::rebuilding(factory, Some(settings.auth.kind), observer.clone())?;
     let arm = arm::ArmClient::new(
         settings.cloud.clone(),
         http.clone(),

@@ -56,45 +56,53 @@ async fn two_hour_wait_with_short_tokens_makes_no_401() {
     );
 }
 
-/// Hands out a token ARM refuses first, then delegates to the real credential.
+/// A credential with a cached token that ARM no longer accepts (revoked, or from another
+/// tenant), as azure_identity would keep handing out until shortly before it expires.
 #[derive(Debug)]
-struct StaleFirst {
-    real: std::sync::Arc<dyn azure_core::credentials::TokenCredential>,
-    calls: std::sync::atomic::AtomicU32,
-}
+struct Revoked;
 
 #[async_trait::async_trait]
-impl azure_core::credentials::TokenCredential for StaleFirst {
+impl azure_core::credentials::TokenCredential for Revoked {
     async fn get_token(
         &self,
-        scopes: &[&str],
-        options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        _: &[&str],
+        _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
     ) -> azure_core::Result<azure_core::credentials::AccessToken> {
-        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-            return Ok(azure_core::credentials::AccessToken::new(
-                azure_core::credentials::Secret::new("revoked-token"),
-                azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-            ));
-        }
-        self.real.get_token(scopes, options).await
+        Ok(azure_core::credentials::AccessToken::new(
+            azure_core::credentials::Secret::new("revoked-token"),
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
     }
 }
 
-/// A 401 drops the cached token and the request is sent once more with a fresh one.
+/// A 401 drops the cached token, rebuilds the credential (so its own cache cannot hand the
+/// same token back) and sends the request once more: one 401, then 200.
 #[tokio::test]
-async fn unauthorized_drops_the_token_and_retries_once_with_a_fresh_one() {
+async fn unauthorized_rebuilds_the_credential_and_retries_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
     let emu = emulator().await;
     let s = settings(&secret_env(&emu));
     let http = aib::azure::http::build_client(&s.http).unwrap();
-    let observer: std::sync::Arc<dyn aib::azure::Observer> =
-        std::sync::Arc::new(Recorder::default());
-    let real =
-        aib::azure::auth::build_credential(&s.auth, &s.cloud, &http, observer.clone()).unwrap();
-    let credential = std::sync::Arc::new(StaleFirst {
-        real,
-        calls: Default::default(),
-    });
-    let tokens = aib::azure::auth::TokenProvider::new(credential.clone(), None, observer.clone());
+    let observer: Arc<dyn aib::azure::Observer> = Arc::new(Recorder::default());
+    let builds = Arc::new(AtomicU32::new(0));
+    let factory: aib::azure::auth::CredentialFactory = {
+        let (plan, cloud, http, observer, builds) = (
+            s.auth.clone(),
+            s.cloud.clone(),
+            http.clone(),
+            observer.clone(),
+            builds.clone(),
+        );
+        Arc::new(move || {
+            if builds.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Ok(Arc::new(Revoked) as Arc<dyn azure_core::credentials::TokenCredential>);
+            }
+            aib::azure::auth::build_credential(&plan, &cloud, &http, observer.clone())
+        })
+    };
+    let tokens =
+        aib::azure::auth::TokenProvider::rebuilding(factory, None, observer.clone()).unwrap();
     let arm =
         aib::azure::arm::ArmClient::new(s.cloud.clone(), http, tokens, observer, s.arm.clone());
     let path = format!("{}/resourcegroups", sub(&emu));
@@ -106,7 +114,8 @@ async fn unauthorized_drops_the_token_and_retries_once_with_a_fresh_one() {
         .collect();
     assert_eq!(statuses, [401, 200]);
     assert_eq!(
-        credential.calls.load(std::sync::atomic::Ordering::SeqCst),
-        2
+        builds.load(Ordering::SeqCst),
+        2,
+        "the credential was rebuilt once"
     );
 }

@@ -19,7 +19,7 @@ mod tokens;
 
 pub use credentials::build_credential;
 pub use detect::{AuthKind, AuthOptions, AuthPlan, Identity, Skipped};
-pub use tokens::{TokenProvider, token_claims};
+pub use tokens::{CredentialFactory, TokenProvider, token_claims};
 
 use crate::exit::ExitStatus;
 

@@ -37,8 +37,17 @@ impl Cached {
     }
 }
 
+/// Builds a credential with an empty cache of its own; called again after a 401, because
+/// azure_identity credentials keep their tokens until five minutes before expiry and have no
+/// "refresh now".
+pub type CredentialFactory =
+    Arc<dyn Fn() -> Result<Arc<dyn TokenCredential>, AuthError> + Send + Sync>;
+
 struct Inner {
-    credential: Arc<dyn TokenCredential>,
+    credential: Mutex<Arc<dyn TokenCredential>>,
+    factory: Option<CredentialFactory>,
+    // Set by a 401: the next fetch uses a freshly built credential.
+    stale: std::sync::atomic::AtomicBool,
     kind: Option<AuthKind>,
     observer: Arc<dyn Observer>,
     cache: Mutex<HashMap<String, Cached>>,
@@ -68,12 +77,33 @@ impl TokenProvider {
         observer: Arc<dyn Observer>,
     ) -> TokenProvider {
         TokenProvider(Arc::new(Inner {
-            credential,
+            credential: Mutex::new(credential),
+            factory: None,
+            stale: std::sync::atomic::AtomicBool::new(false),
             kind,
             observer,
             cache: Mutex::new(HashMap::new()),
             fetch: tokio::sync::Mutex::new(()),
         }))
+    }
+
+    /// A provider whose credential comes from `factory`, which is called again after a 401 so
+    /// that the retry gets a token the credential had not cached.
+    pub fn rebuilding(
+        factory: CredentialFactory,
+        kind: Option<AuthKind>,
+        observer: Arc<dyn Observer>,
+    ) -> Result<TokenProvider, AuthError> {
+        let credential = factory()?;
+        Ok(TokenProvider(Arc::new(Inner {
+            credential: Mutex::new(credential),
+            factory: Some(factory),
+            stale: std::sync::atomic::AtomicBool::new(false),
+            kind,
+            observer,
+            cache: Mutex::new(HashMap::new()),
+            fetch: tokio::sync::Mutex::new(()),
+        })))
     }
 
     /// A bearer token for `scope` (e.g. `https://management.azure.com/.default`).
@@ -113,9 +143,21 @@ impl TokenProvider {
     /// One token request; the expiry is the earlier of what the service said and the token's
     /// own `exp` claim, in whole seconds.
     async fn fetch(&self, scope: &str) -> Result<(Secret, SystemTime), AuthError> {
-        let access = self
+        let stale = self
             .0
-            .credential
+            .stale
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        if let (true, Some(factory)) = (stale, &self.0.factory) {
+            let fresh = factory()?;
+            if let Ok(mut credential) = self.0.credential.lock() {
+                *credential = fresh;
+            }
+        }
+        let credential = match self.0.credential.lock() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let access = credential
             .get_token(&[scope], None)
             .await
             .map_err(|e| AuthError::Token {
@@ -131,11 +173,15 @@ impl TokenProvider {
         Ok((token, expires))
     }
 
-    /// Forgets the cached token for `scope` (after a 401), so the next call fetches anew.
+    /// Forgets the cached token for `scope` (after a 401), so the next call fetches anew, from a
+    /// rebuilt credential when the provider has a factory.
     pub fn invalidate(&self, scope: &str) {
         if let Ok(mut cache) = self.0.cache.lock() {
             cache.remove(scope);
         }
+        self.0
+            .stale
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// This provider as an azure_core credential, for azure_core clients (blobs) so that they
