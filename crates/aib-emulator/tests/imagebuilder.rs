@@ -1489,3 +1489,49 @@ async fn shared_image_version_source_is_resolved() {
         "Building"
     );
 }
+
+/// A failing in-VM validation names validation.log, which exists next to customization.log and
+/// ends with the validator's error.
+#[tokio::test]
+async fn failing_validator_writes_validation_log() {
+    let env = start(true).await;
+    let (uai, _, def) = setup(&env).await;
+    let mut body = template(
+        &uai,
+        &def,
+        json!([{"type": "Shell", "name": "a", "inline": ["echo a"]}]),
+    );
+    body["properties"]["validate"] = json!({"inVMValidations": [
+        {"type": "Shell", "name": "check-agent", "inline": ["systemctl is-active agent", "exit 3"]}]});
+    assert_eq!(create(&env, "it-vlog", body).await["status"], "Succeeded");
+    let st = env
+        .wait_status(&start_run(&env, "it-vlog").await, Duration::from_secs(30))
+        .await;
+    assert_eq!(st["status"], "Failed");
+    assert_eq!(st["error"]["code"], "ValidationFailed");
+    let msg = st["error"]["message"].as_str().unwrap_or("").to_string();
+    let i = msg.find("packerlogs/").expect("log path");
+    let rest = &msg[i..];
+    let path =
+        &rest[..rest.find("validation.log").expect("validation.log") + "validation.log".len()];
+    let endpoint = staging_endpoint(&env, "it-vlog").await;
+    let vlog = env
+        .download(&format!("{endpoint}{path}"))
+        .await
+        .expect("validation.log");
+    assert!(
+        vlog.contains("(telemetry) Starting validator shell"),
+        "{vlog}"
+    );
+    assert!(vlog.contains("systemctl is-active agent"));
+    let last_start = &vlog[vlog.rfind("Starting validator").unwrap_or(0)..];
+    assert!(last_start.contains("non-zero exit status: 3"), "{vlog}");
+    let clog = env
+        .download(&format!(
+            "{endpoint}{}",
+            path.replace("validation.log", "customization.log")
+        ))
+        .await
+        .expect("customization.log");
+    assert!(clog.contains("(telemetry) Finalizing."));
+}

@@ -1003,8 +1003,10 @@ struct Schedule {
     /// Emulated offset of the end.
     end: f64,
     plan: Plan,
-    /// Log chunks at emulated offsets.
+    /// customization.log chunks at emulated offsets.
     log: Vec<(f64, String)>,
+    /// validation.log chunks at emulated offsets.
+    vlog: Vec<(f64, String)>,
 }
 
 /// Exit codes an inline script produces (`exit N`), in order.
@@ -1052,6 +1054,7 @@ fn plan_run(
     let secs = |d: Duration| d.as_secs_f64();
     let mut phases = Vec::new();
     let mut log = Vec::new();
+    let mut vlog = Vec::new();
     let mut t = 0.0;
     let mut failure: Option<(f64, String, String, String)> = None;
     let forced = k.fail_in.clone();
@@ -1204,6 +1207,26 @@ fn plan_run(
             .and_then(Value::as_bool)
             == Some(true);
         for (i, v) in validators.iter().enumerate() {
+            let ty = v.get("type").and_then(Value::as_str).unwrap_or("Shell");
+            let p = provisioner(ty);
+            let mut block = format!("(telemetry) Starting validator {p}\n");
+            for line in v
+                .get("inline")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                block.push_str(&format!(
+                    "PACKER OUT     azure-arm: + {}\n",
+                    line.as_str().unwrap_or("")
+                ));
+            }
+            if let Some(u) = v.get("scriptUri").and_then(Value::as_str) {
+                block.push_str(&format!(
+                    "PACKER OUT ==> azure-arm: Provisioning with {p} script: {u}\n"
+                ));
+            }
+            vlog.push((t, block));
             t += secs(k.validate);
             let valid: Vec<i64> = v
                 .get("validExitCodes")
@@ -1219,6 +1242,10 @@ fn plan_run(
                     validators.len(),
                     log_path.replace("customization.log", "validation.log")
                 );
+                vlog.push((
+                    t,
+                    format!("PACKER ERR ==> azure-arm: Script exited with non-zero exit status: {code}. Allowed exit codes are: {valid:?}\n(telemetry) ending {p}\n"),
+                ));
                 if continue_on_failure {
                     validation_failed = Some(msg);
                 } else {
@@ -1226,6 +1253,7 @@ fn plan_run(
                 }
                 break;
             }
+            vlog.push((t, format!("(telemetry) ending {p}\n")));
         }
         if validators.is_empty() {
             t += secs(k.validate);
@@ -1259,6 +1287,7 @@ fn plan_run(
         None => (t, Plan::Distribute { validation_failed }),
     };
     log.retain(|(at, _)| *at <= end);
+    vlog.retain(|(at, _)| *at <= end);
     if let Plan::Fail(_, code, _) = &plan
         && code == "BuildTimeout"
     {
@@ -1269,6 +1298,7 @@ fn plan_run(
         end,
         plan,
         log,
+        vlog,
     }
 }
 
@@ -1364,15 +1394,23 @@ fn start_run(inner: &Inner, w: &mut World, key: &str, knobs: &crate::knobs::Knob
     if let (Some(backend), Some(slot)) = (&inner.azurite, &t.staging.azurite) {
         let total = Duration::from_secs_f64(sched.end / scale);
         let token = storage_token(inner, &inner.object_id, &inner.client_id, total);
-        let url = format!(
-            "{}/{slot}/packerlogs/{guid}/customization.log",
-            backend.base.as_str().trim_end_matches('/')
-        );
-        let blocks: Vec<(Instant, String)> =
-            sched.log.iter().map(|(o, s)| (at(*o), s.clone())).collect();
-        let client = backend.client.clone();
-        let flag = cancel_flag.clone();
-        tokio::spawn(write_log(client, url, token, blocks, flag));
+        for (file, chunks) in [
+            ("customization.log", &sched.log),
+            ("validation.log", &sched.vlog),
+        ] {
+            if chunks.is_empty() {
+                continue;
+            }
+            let url = format!(
+                "{}/{slot}/packerlogs/{guid}/{file}",
+                backend.base.as_str().trim_end_matches('/')
+            );
+            let blocks: Vec<(Instant, String)> =
+                chunks.iter().map(|(o, s)| (at(*o), s.clone())).collect();
+            let client = backend.client.clone();
+            let flag = cancel_flag.clone();
+            tokio::spawn(write_log(client, url, token.clone(), blocks, flag));
+        }
     }
     let run = Run {
         op: op.clone(),
@@ -1434,6 +1472,9 @@ async fn write_log(
     for (at, block) in blocks {
         loop {
             if cancel.load(Ordering::SeqCst) {
+                if text.is_empty() {
+                    return;
+                }
                 text.push_str(&format!("{} PACKER ERR Cancelling build after receiving interrupt (the run was canceled)\n", stamp()));
                 upload(&client, &url, &token, &text).await;
                 return;
