@@ -261,3 +261,38 @@ pub fn connect(settings: &AzureSettings, observer: Arc<dyn Observer>) -> Result<
         http,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Capture, Terminal, TerminalMode};
+
+    /// Secrets reach the reporter's mask, and an operation's states become its status lines
+    /// until the terminal state closes it.
+    #[test]
+    fn reporter_observer_masks_secrets_and_reports_operation_states() {
+        let capture = Capture::new();
+        let reporter: Arc<dyn Reporter> =
+            Arc::new(Terminal::new(capture.writer(), TerminalMode::Plain));
+        let observer = ReporterObserver::new(reporter.clone());
+        observer.register_secret("tok-123456");
+        reporter.info("token tok-123456");
+        let rg = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g";
+        observer.operation_progress(rg, "InProgress", Duration::from_secs(5));
+        observer.operation_progress(rg, "Succeeded", Duration::from_secs(65));
+        reporter.finish().unwrap();
+        let text = capture.text();
+        assert!(!text.contains("tok-123456"), "{text}");
+        assert!(text.contains("InProgress, 5s"), "{text}");
+        assert!(text.contains("Succeeded, 1m 05s"), "{text}");
+        assert!(observer.operations.lock().unwrap().is_empty());
+    }
+
+    /// Elapsed times read as seconds, minutes, or hours.
+    #[test]
+    fn elapsed_text_is_short() {
+        assert_eq!(elapsed_text(Duration::from_secs(12)), "12s");
+        assert_eq!(elapsed_text(Duration::from_secs(200)), "3m 20s");
+        assert_eq!(elapsed_text(Duration::from_secs(3720)), "1h 02m");
+    }
+}
