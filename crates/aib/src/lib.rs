@@ -9,9 +9,9 @@
 
 pub mod azure;
 pub mod cli;
-pub mod env_vars;
 pub mod config;
+pub mod env_vars;
 pub mod exit;
+pub mod report;
 pub mod secret;
 pub mod steps;
-pub mod report;
