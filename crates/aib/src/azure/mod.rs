@@ -27,9 +27,11 @@
 pub mod args;
 pub mod arm;
 pub mod auth;
+pub mod blob;
 pub mod cloud;
 pub mod env;
 pub mod http;
+pub mod storage;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,708 @@
+//! The blob data plane for one container: listing with `Content-MD5`, single-shot uploads,
+//! staged-block uploads streamed from disk, and deletes — on `azure_storage_blob` 1.1 over our
+//! credential and our reqwest transport.
+//!
+//! What lives here and nowhere else: how a blob URL is built from a container URL (names keep
+//! their `/`), how a request is authorized (an Entra ID bearer token for the storage scope, or,
+//! for local development, a connection string's key or SAS — see [`shared_key`]), retries
+//! (azure_core's retry policy, once per request, so a failed block is re-sent alone), and how a
+//! storage error becomes a [`BlobError`] that says what to do (a 403
+//! `AuthorizationPermissionMismatch` names the data role and the account).
+//!
+//! A staged upload commits its block list only after every block is in and the bytes read
+//! hash to the MD5 that was planned, so a failure or a file that changed underneath never
+//! leaves a partial blob under the final name. Memory is bounded by a shared [`MemoryBudget`]:
+//! a block is read from disk only once budget is free for it.
+
+pub mod shared_key;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use azure_core::Bytes;
+use azure_core::credentials::TokenCredential;
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{ClientOptions, Context, Request, RetryOptions};
+use azure_storage_blob::models::{
+    BlobClientDeleteOptions, BlockBlobClientCommitBlockListOptions,
+    BlockBlobClientStageBlockOptions, BlockBlobClientUploadOptions, BlockLookupList,
+};
+use azure_storage_blob::{
+    BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
+    BlockBlobClient, BlockBlobClientOptions,
+};
+use futures::{StreamExt as _, TryStreamExt as _};
+use md5::{Digest as _, Md5};
+use tokio::io::AsyncReadExt as _;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::exit::ExitStatus;
+
+/// The built-in role that lets a principal write and delete blobs.
+pub const DATA_CONTRIBUTOR_ROLE: &str = "Storage Blob Data Contributor";
+/// Its role definition GUID (the same in every cloud).
+pub const DATA_CONTRIBUTOR_ROLE_ID: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
+
+/// How requests to the container are authorized.
+#[derive(Clone)]
+pub enum BlobAuth {
+    /// Entra ID bearer tokens for `https://storage.azure.com/.default` (production).
+    Bearer(Arc<dyn TokenCredential>),
+    /// A connection string's account key or SAS (local development only).
+    Key(shared_key::ConnectionString),
+}
+
+impl std::fmt::Debug for BlobAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobAuth::Bearer(_) => f.write_str("Bearer"),
+            BlobAuth::Key(cs) => write!(f, "Key({})", cs.account),
+        }
+    }
+}
+
+/// A blob as the listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteBlob {
+    /// Its name (with `/` for folders).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its `Content-MD5`, when one was set.
+    pub md5: Option<[u8; 16]>,
+}
+
+/// Bytes that may be held in memory at once by all uploads together (1 KiB units).
+#[derive(Debug, Clone)]
+pub struct MemoryBudget(Arc<Semaphore>);
+
+impl MemoryBudget {
+    /// A budget of `bytes` (rounded down to KiB, at least one block's worth must fit).
+    pub fn new(bytes: u64) -> MemoryBudget {
+        let kib = usize::try_from(bytes / 1024).unwrap_or(usize::MAX).max(1);
+        MemoryBudget(Arc::new(Semaphore::new(kib.min(Semaphore::MAX_PERMITS))))
+    }
+
+    /// Waits until `bytes` fit in the budget; the permit gives them back when dropped.
+    pub async fn reserve(&self, bytes: u64) -> tokio::sync::OwnedSemaphorePermit {
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        // The semaphore is never closed, so acquiring cannot fail.
+        match self.0.clone().acquire_many_owned(kib).await {
+            Ok(permit) => permit,
+            Err(_) => unreachable!("the memory budget's semaphore is never closed"),
+        }
+    }
+}
+
+/// How a large file is split.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockPlan {
+    /// Bytes per block (the last one may be shorter).
+    pub block_size: u64,
+    /// Blocks of one file staged at the same time.
+    pub parallel: usize,
+}
+
+/// A failed blob operation; says which blob and, for a missing role, what to grant.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The principal has no data role on the account (403 `AuthorizationPermissionMismatch`).
+    #[error(
+        "{op} {target}: the caller has no data role on storage account '{account}' (403 AuthorizationPermissionMismatch); ARM roles such as Owner or Contributor do not grant access to blobs"
+    )]
+    NoDataRole {
+        /// What was attempted (`list`, `upload`, `delete`).
+        op: &'static str,
+        /// The blob or container.
+        target: String,
+        /// The account name.
+        account: String,
+    },
+    /// The service refused or failed the request (after retries for transient statuses).
+    #[error("{op} {target}: HTTP {status}{}{}", code_text(.code), message_text(.message))]
+    Service {
+        /// What was attempted.
+        op: &'static str,
+        /// The blob or container.
+        target: String,
+        /// HTTP status.
+        status: u16,
+        /// Storage error code (`x-ms-error-code`).
+        code: Option<String>,
+        /// The service's message.
+        message: Option<String>,
+    },
+    /// No answer after retries (connection, TLS, timeout).
+    #[error("{op} {target}: no answer from storage: {message}")]
+    Transport {
+        /// What was attempted.
+        op: &'static str,
+        /// The blob or container.
+        target: String,
+        /// azure_core's error chain.
+        message: String,
+    },
+    /// A local file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's bytes changed between planning and upload; nothing was committed.
+    #[error(
+        "{} changed while it was being uploaded; the blob '{blob}' was left as it was (run again to upload the new content)",
+        path.display()
+    )]
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+        /// The blob.
+        blob: String,
+    },
+    /// The client could not be set up (a URL that is not a base, http with a bearer token).
+    #[error("cannot use the blob endpoint {url}: {message}")]
+    Setup {
+        /// The container URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+}
+
+fn code_text(code: &Option<String>) -> String {
+    code.as_deref().map(|c| format!(" {c}")).unwrap_or_default()
+}
+
+fn message_text(message: &Option<String>) -> String {
+    message
+        .as_deref()
+        .map(|m| format!(": {}", m.lines().next().unwrap_or_default()))
+        .unwrap_or_default()
+}
+
+impl BlobError {
+    /// A local file problem is bad input (2); everything else is an Azure failure (1).
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            BlobError::Read { .. } | BlobError::Setup { .. } => ExitStatus::BadInput,
+            _ => ExitStatus::AzureFailure,
+        }
+    }
+
+    /// What to do about it, when we know.
+    pub fn hint(&self, account_scope: Option<&str>) -> Option<String> {
+        match self {
+            BlobError::NoDataRole { account, .. } => {
+                let scope = account_scope.map_or_else(
+                    || format!("<id of storage account {account}>"),
+                    str::to_owned,
+                );
+                Some(format!(
+                    "grant the principal the '{DATA_CONTRIBUTOR_ROLE}' role on the storage account (or the container), e.g. `az role assignment create --role \"{DATA_CONTRIBUTOR_ROLE}\" --assignee <client-id> --scope {scope}`; new role assignments can take a few minutes to apply"
+                ))
+            }
+            BlobError::Service { status: 403, code: Some(c), .. }
+                if c == "KeyBasedAuthenticationNotPermitted" =>
+            {
+                Some("the account has shared keys turned off: drop --connection-string and use an Entra ID credential".to_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Counts every try (first attempts and retries) that goes out.
+#[derive(Debug, Default)]
+struct TryCounter(AtomicU64);
+
+#[async_trait::async_trait]
+impl Policy for TryCounter {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        next[0].send(ctx, request, &next[1..]).await
+    }
+}
+
+/// One container's data plane. Cheap to clone.
+#[derive(Clone)]
+pub struct Container {
+    url: Url,
+    account: String,
+    auth: BlobAuth,
+    options: ClientOptions,
+    tries: Arc<TryCounter>,
+    requests: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("url", &self.url.as_str())
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Container {
+    /// A client for `container` under the account's blob endpoint (`https://acct.blob…/`, or the
+    /// emulator's path-style `https://host:port/acct/`); `http` is the shared client, `retry`
+    /// azure_core's retry settings (default: exponential from 200 ms, 8 retries).
+    pub fn new(
+        blob_endpoint: &Url,
+        account: &str,
+        container: &str,
+        auth: BlobAuth,
+        http: &reqwest::Client,
+        retry: RetryOptions,
+    ) -> Result<Container, BlobError> {
+        let mut url = blob_endpoint.clone();
+        let setup = |message: &str| BlobError::Setup {
+            url: blob_endpoint.to_string(),
+            message: message.to_owned(),
+        };
+        url.path_segments_mut()
+            .map_err(|_| setup("not a base URL"))?
+            .pop_if_empty()
+            .push(container);
+        if matches!(auth, BlobAuth::Bearer(_)) && url.scheme() != "https" {
+            return Err(setup("bearer tokens are only sent over https"));
+        }
+        let tries = Arc::new(TryCounter::default());
+        let mut per_try: Vec<Arc<dyn Policy>> = vec![tries.clone()];
+        if let BlobAuth::Key(cs) = &auth {
+            per_try.push(cs.policy());
+        }
+        let options = ClientOptions {
+            per_try_policies: per_try,
+            retry,
+            transport: Some(super::http::transport(http)),
+            ..ClientOptions::default()
+        };
+        Ok(Container {
+            url,
+            account: account.to_owned(),
+            auth,
+            options,
+            tries,
+            requests: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The container URL (`…/{container}`), the base of every blob URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The URL of blob `name`; each `/`-separated part is one path segment, so folders stay
+    /// folders.
+    pub fn blob_url(&self, name: &str) -> Url {
+        let mut url = self.url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.extend(name.split('/'));
+        }
+        url
+    }
+
+    /// Tries sent beyond the first attempt of each request (retries), so far.
+    pub fn retries(&self) -> u64 {
+        self.tries
+            .0
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.requests.load(Ordering::Relaxed))
+    }
+
+    fn credential(&self) -> Option<Arc<dyn TokenCredential>> {
+        match &self.auth {
+            BlobAuth::Bearer(c) => Some(c.clone()),
+            BlobAuth::Key(_) => None,
+        }
+    }
+
+    fn count(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn error(&self, op: &'static str, target: &str, error: &azure_core::Error) -> BlobError {
+        decode_error(op, target, &self.account, error)
+    }
+
+    fn block_client(&self, name: &str) -> Result<BlockBlobClient, BlobError> {
+        BlockBlobClient::new(
+            self.blob_url(name),
+            self.credential(),
+            Some(BlockBlobClientOptions {
+                client_options: self.options.clone(),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| self.error("upload", name, &e))
+    }
+
+    /// Every blob in the container with its size and `Content-MD5` (all pages).
+    pub async fn list(&self) -> Result<Vec<RemoteBlob>, BlobError> {
+        let target = self.url.path().trim_start_matches('/').to_owned();
+        let client = BlobContainerClient::new(
+            self.url.clone(),
+            self.credential(),
+            Some(BlobContainerClientOptions {
+                client_options: self.options.clone(),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| self.error("list", &target, &e))?;
+        let mut pages = client
+            .list_blobs(None)
+            .map_err(|e| self.error("list", &target, &e))?
+            .into_pages();
+        let mut blobs = Vec::new();
+        loop {
+            self.count();
+            let Some(page) = pages
+                .try_next()
+                .await
+                .map_err(|e| self.error("list", &target, &e))?
+            else {
+                break;
+            };
+            let page = page
+                .into_model()
+                .map_err(|e| self.error("list", &target, &e))?;
+            for item in page.blob_items {
+                let Some(name) = item.name else { continue };
+                let props = item.properties.unwrap_or_default();
+                blobs.push(RemoteBlob {
+                    name,
+                    size: props.content_length.unwrap_or(0),
+                    md5: props.content_md5.and_then(|m| <[u8; 16]>::try_from(m).ok()),
+                });
+            }
+        }
+        // The pager asks once more after the last page only when there is a marker; the
+        // extra count above is for the request that returned `None`, which was not sent.
+        self.requests.fetch_sub(1, Ordering::Relaxed);
+        Ok(blobs)
+    }
+
+    /// Uploads `content` as blob `name` in one request, with its MD5 and content type set.
+    pub async fn put(
+        &self,
+        name: &str,
+        content: Bytes,
+        md5: [u8; 16],
+        content_type: &str,
+    ) -> Result<(), BlobError> {
+        let client = self.block_client(name)?;
+        let len = content.len() as u64;
+        self.count();
+        client
+            .upload(
+                content.into(),
+                Some(BlockBlobClientUploadOptions {
+                    blob_content_md5: Some(md5.to_vec()),
+                    blob_content_type: Some(content_type.to_owned()),
+                    parallel: std::num::NonZero::new(1),
+                    // One request whatever the size: callers split large files themselves.
+                    partition_size: std::num::NonZero::new(len.max(1)),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| self.error("upload", name, &e))?;
+        Ok(())
+    }
+
+    /// Uploads the file at `path` as blob `name` in blocks read from disk one at a time (each
+    /// within `budget`), staged `plan.parallel` at once, each with its own MD5. The block list
+    /// is committed (with the blob's MD5 and content type) only when the bytes read hash to
+    /// `md5` and the size is unchanged; `progress` gets the bytes of each staged block.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_file_in_blocks(
+        &self,
+        name: &str,
+        path: &Path,
+        size: u64,
+        md5: [u8; 16],
+        content_type: &str,
+        plan: BlockPlan,
+        budget: &MemoryBudget,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<(), BlobError> {
+        let client = self.block_client(name)?;
+        let read_error = |source| BlobError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let file = tokio::fs::File::open(path).await.map_err(read_error)?;
+        // `then` runs one read at a time, so this lock is never contended; it only lets the
+        // read futures borrow the file one after the other.
+        let file = tokio::sync::Mutex::new(file);
+        let block_size = plan.block_size.max(1);
+        let count = size.div_ceil(block_size);
+        let hasher = std::sync::Mutex::new(Md5::new());
+        let ids: Vec<Vec<u8>> = (0..count)
+            .map(|i| format!("aib-block-{i:08}").into_bytes())
+            .collect();
+
+        // Blocks are read in order (the running MD5 needs that) and staged in parallel.
+        let reads = futures::stream::iter(0..count).then(|i| {
+            let len = block_size.min(size - i * block_size);
+            let hasher = &hasher;
+            let file = &file;
+            async move {
+                let permit = budget.reserve(len).await;
+                let mut buf = vec![0u8; len as usize];
+                file.lock()
+                    .await
+                    .read_exact(&mut buf)
+                    .await
+                    .map_err(read_error)?;
+                if let Ok(mut h) = hasher.lock() {
+                    h.update(&buf);
+                }
+                Ok::<_, BlobError>((i, Bytes::from(buf), permit))
+            }
+        });
+        reads
+            .map_ok(|(i, bytes, permit)| {
+                let client = &client;
+                let id = &ids[i as usize];
+                async move {
+                    let len = bytes.len() as u64;
+                    let block_md5: [u8; 16] = Md5::digest(&bytes).into();
+                    self.count();
+                    client
+                        .stage_block(
+                            id,
+                            len,
+                            bytes.into(),
+                            Some(BlockBlobClientStageBlockOptions {
+                                transactional_content_md5: Some(block_md5.to_vec()),
+                                ..Default::default()
+                            }),
+                        )
+                        .await
+                        .map_err(|e| self.error("upload", name, &e))?;
+                    drop(permit);
+                    progress(len);
+                    Ok::<_, BlobError>(())
+                }
+            })
+            .try_buffer_unordered(plan.parallel.max(1))
+            .try_collect::<()>()
+            .await?;
+
+        let read_md5: [u8; 16] = hasher
+            .into_inner()
+            .map(|h| h.finalize().into())
+            .unwrap_or_default();
+        let mut rest = [0u8; 1];
+        let grown = file
+            .into_inner()
+            .read(&mut rest)
+            .await
+            .map_err(read_error)?
+            > 0;
+        if read_md5 != md5 || grown {
+            return Err(BlobError::FileChanged {
+                path: path.to_owned(),
+                blob: name.to_owned(),
+            });
+        }
+        let list = BlockLookupList {
+            latest: Some(ids),
+            ..Default::default()
+        };
+        let content = list
+            .try_into()
+            .map_err(|e: azure_core::Error| self.error("upload", name, &e))?;
+        self.count();
+        client
+            .commit_block_list(
+                content,
+                Some(BlockBlobClientCommitBlockListOptions {
+                    blob_content_md5: Some(md5.to_vec()),
+                    blob_content_type: Some(content_type.to_owned()),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| self.error("upload", name, &e))?;
+        Ok(())
+    }
+
+    /// Deletes blob `name` (with its snapshots); one that is already gone is fine.
+    pub async fn delete(&self, name: &str) -> Result<(), BlobError> {
+        let client = BlobClient::new(
+            self.blob_url(name),
+            self.credential(),
+            Some(BlobClientOptions {
+                client_options: self.options.clone(),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| self.error("delete", name, &e))?;
+        self.count();
+        match client
+            .delete(Some(BlobClientDeleteOptions {
+                delete_snapshots: Some(
+                    azure_storage_blob::models::DeleteSnapshotsOptionType::Include,
+                ),
+                ..Default::default()
+            }))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.http_status().map(u16::from) == Some(404) => Ok(()),
+            Err(e) => Err(self.error("delete", name, &e)),
+        }
+    }
+}
+
+/// Turns azure_core's error into ours: the status, `x-ms-error-code` and the XML message.
+fn decode_error(
+    op: &'static str,
+    target: &str,
+    account: &str,
+    error: &azure_core::Error,
+) -> BlobError {
+    match error.kind() {
+        azure_core::error::ErrorKind::HttpResponse {
+            status,
+            error_code,
+            raw_response,
+        } => {
+            let status = u16::from(*status);
+            let code = error_code.clone();
+            if status == 403 && code.as_deref() == Some("AuthorizationPermissionMismatch") {
+                return BlobError::NoDataRole {
+                    op,
+                    target: target.to_owned(),
+                    account: account.to_owned(),
+                };
+            }
+            let message = raw_response
+                .as_ref()
+                .and_then(|r| xml_element(&String::from_utf8_lossy(r.body()), "Message"));
+            BlobError::Service {
+                op,
+                target: target.to_owned(),
+                status,
+                code,
+                message,
+            }
+        }
+        _ => BlobError::Transport {
+            op,
+            target: target.to_owned(),
+            message: super::auth::chain_text(error),
+        },
+    }
+}
+
+/// The text of the first `<name>…</name>` in a small XML error body.
+fn xml_element(xml: &str, name: &str) -> Option<String> {
+    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(xml[start..end].trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(endpoint: &str) -> Container {
+        let cs = shared_key::ConnectionString::parse(&format!(
+            "AccountName=acct;AccountKey=a2V5;BlobEndpoint={endpoint}"
+        ))
+        .unwrap();
+        Container::new(
+            &cs.blob_endpoint.clone(),
+            "acct",
+            "scripts",
+            BlobAuth::Key(cs),
+            &reqwest::Client::new(),
+            RetryOptions::default(),
+        )
+        .unwrap()
+    }
+
+    /// Blob names keep their folders as path segments, under a host- or path-style endpoint.
+    #[test]
+    fn blob_urls_keep_folders_as_segments() {
+        let c = container("https://acct.blob.core.windows.net/");
+        assert_eq!(
+            c.blob_url("lib/a b.sh").as_str(),
+            "https://acct.blob.core.windows.net/scripts/lib/a%20b.sh"
+        );
+        let c = container("https://127.0.0.1:9/acct/");
+        assert_eq!(c.url().as_str(), "https://127.0.0.1:9/acct/scripts");
+        let c = container("https://127.0.0.1:9/acct");
+        assert_eq!(
+            c.blob_url("x.sh").as_str(),
+            "https://127.0.0.1:9/acct/scripts/x.sh"
+        );
+    }
+
+    /// A bearer token is never sent over plain http.
+    #[test]
+    fn bearer_auth_refuses_http() {
+        #[derive(Debug)]
+        struct NoToken;
+        #[async_trait::async_trait]
+        impl TokenCredential for NoToken {
+            async fn get_token(
+                &self,
+                _: &[&str],
+                _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+            ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+                Err(azure_core::Error::with_message(
+                    azure_core::error::ErrorKind::Credential,
+                    "none",
+                ))
+            }
+        }
+        let err = Container::new(
+            &Url::parse("http://127.0.0.1:9/acct/").unwrap(),
+            "acct",
+            "c",
+            BlobAuth::Bearer(Arc::new(NoToken)),
+            &reqwest::Client::new(),
+            RetryOptions::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("https"), "{err}");
+        assert_eq!(err.exit_status(), ExitStatus::BadInput);
+    }
+
+    /// The missing-role error names the account and the hint names the role and the scope.
+    #[test]
+    fn no_data_role_names_role_and_account() {
+        let err = BlobError::NoDataRole {
+            op: "list",
+            target: "acct/scripts".into(),
+            account: "acct".into(),
+        };
+        assert!(err.to_string().contains("'acct'"), "{err}");
+        let hint = err.hint(Some("/subscriptions/s/x")).unwrap();
+        assert!(hint.contains("Storage Blob Data Contributor"), "{hint}");
+        assert!(hint.contains("--scope /subscriptions/s/x"), "{hint}");
+        assert_eq!(
+            xml_element(
+                "<Error><Code>X</Code><Message>Busy\nnow</Message></Error>",
+                "Message"
+            )
+            .as_deref(),
+            Some("Busy\nnow")
+        );
+    }
+}
