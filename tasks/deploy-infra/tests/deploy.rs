@@ -1,0 +1,363 @@
+//! deploy-infra against the emulator: the whole infrastructure from nothing, idempotent
+//! re-runs, drift put back with one update, what-if, both role modes, the principal replication
+//! window, and throttling and server errors.
+
+use std::time::Duration;
+
+use aib_emulator::KnobValues;
+
+use crate::support::*;
+
+const READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
+const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+
+/// The role GUIDs assigned to `principal` at exactly `scope`.
+async fn roles_at(emu: &aib_emulator::Emulator, scope: &str, principal: &str) -> Vec<String> {
+    let list = get(
+        emu,
+        &format!("{scope}/providers/Microsoft.Authorization/roleAssignments?$filter=atScope()"),
+    )
+    .await;
+    list["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| {
+            a["properties"]["principalId"] == principal
+                && a["properties"]["scope"]
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(scope))
+        })
+        .filter_map(|a| {
+            a["properties"]["roleDefinitionId"]
+                .as_str()
+                .and_then(|id| id.rsplit('/').next())
+                .map(str::to_ascii_lowercase)
+        })
+        .collect()
+}
+
+/// From an empty subscription everything is created as the file declares, the outputs name it,
+/// and a second run reports every resource unchanged and sends no write at all.
+#[tokio::test]
+async fn from_nothing_everything_is_created_and_a_rerun_sends_no_write() {
+    let emu = emulator().await;
+    let params = Params::local(&[]);
+
+    let first = deploy_infra(&params, &["--output", "json"], ci_env(&emu)).await;
+    assert_eq!(first.code, Some(0), "{}", first.all());
+    let doc = first.json();
+    let outcome = &doc["outcome"];
+    assert!(
+        statuses(outcome)
+            .iter()
+            .all(|s| s.ends_with("create/applied") || s.starts_with("provider ")),
+        "{:#?}",
+        statuses(outcome)
+    );
+
+    let rg = rg_id(&emu);
+    let group = get(&emu, &rg).await;
+    assert_eq!(group["location"], "westeurope");
+    assert_eq!(group["tags"]["environment"], "local");
+    assert_eq!(group["tags"]["managedBy"], "aib");
+
+    let identity_id =
+        format!("{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-aib-local");
+    let identity = get(&emu, &identity_id).await;
+    let principal = identity["properties"]["principalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(doc["outputs"]["identityPrincipalId"], principal.as_str());
+    assert_eq!(
+        doc["outputs"]["identityClientId"],
+        identity["properties"]["clientId"]
+    );
+    assert!(
+        doc["outputs"]["identityId"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case(&identity_id)
+    );
+
+    let account_id = format!("{rg}/providers/Microsoft.Storage/storageAccounts/staibscriptslocal");
+    let account = get(&emu, &account_id).await;
+    let p = &account["properties"];
+    assert_eq!(account["kind"], "StorageV2");
+    assert_eq!(account["sku"]["name"], "Standard_LRS");
+    assert_eq!(p["allowBlobPublicAccess"], false);
+    assert_eq!(p["minimumTlsVersion"], "TLS1_2");
+    assert_eq!(p["allowSharedKeyAccess"], false);
+    assert_eq!(p["supportsHttpsTrafficOnly"], true);
+    assert_eq!(doc["outputs"]["storageAccount"], "staibscriptslocal");
+    assert_eq!(
+        doc["outputs"]["storageBlobEndpoint"],
+        p["primaryEndpoints"]["blob"]
+    );
+    let container = get(
+        &emu,
+        &format!("{account_id}/blobServices/default/containers/scripts-linux"),
+    )
+    .await;
+    assert_eq!(container["properties"]["publicAccess"], "None");
+    assert_eq!(doc["outputs"]["container"], "scripts-linux");
+
+    let gallery_id = format!("{rg}/providers/Microsoft.Compute/galleries/gal_aib_local");
+    let image = get(&emu, &format!("{gallery_id}/images/ubuntu-2204-agent")).await;
+    let ip = &image["properties"];
+    assert_eq!(ip["osType"], "Linux");
+    assert_eq!(ip["osState"], "Generalized");
+    assert_eq!(ip["hyperVGeneration"], "V2");
+    assert_eq!(ip["identifier"]["publisher"], "aib");
+    assert_eq!(ip["identifier"]["offer"], "ci-agent");
+    assert_eq!(ip["identifier"]["sku"], "ubuntu-2204-gen2");
+    assert_eq!(ip["features"][0]["name"], "SecurityType");
+    assert_eq!(ip["features"][0]["value"], "TrustedLaunchSupported");
+    assert_eq!(doc["outputs"]["galleryId"], gallery_id.as_str());
+    assert_eq!(
+        doc["outputs"]["imageDefinitionId"],
+        format!("{gallery_id}/images/ubuntu-2204-agent").as_str()
+    );
+
+    // Least privilege: the custom role (with the §5.4 actions) on the group, the data reader
+    // on the account, nothing on the subscription.
+    let on_group = roles_at(&emu, &rg, &principal).await;
+    assert_eq!(on_group.len(), 1, "{on_group:?}");
+    let role = get(
+        &emu,
+        &format!(
+            "{rg}/providers/Microsoft.Authorization/roleDefinitions/{}",
+            on_group[0]
+        ),
+    )
+    .await;
+    assert_eq!(role["properties"]["type"], "CustomRole");
+    let actions = role["properties"]["permissions"][0]["actions"].to_string();
+    assert!(
+        actions.contains("Microsoft.Compute/galleries/images/versions/write"),
+        "{actions}"
+    );
+    assert!(!actions.contains('*'), "{actions}");
+    assert_eq!(roles_at(&emu, &account_id, &principal).await, [READER]);
+    let sub = format!("/subscriptions/{}", emu.subscription_id());
+    assert!(roles_at(&emu, &sub, &principal).await.is_empty());
+
+    emu.clear_requests();
+    let second = deploy_infra(&params, &["--output", "json"], ci_env(&emu)).await;
+    assert_eq!(second.code, Some(0), "{}", second.all());
+    let statuses = statuses(&second.json()["outcome"]);
+    assert!(
+        statuses.iter().all(|s| s.ends_with("unchanged/unchanged")),
+        "{statuses:#?}"
+    );
+    let log = emu.requests();
+    assert_eq!(writes(&log), Vec::<String>::new());
+    assert_eq!(write_posts(&log), Vec::<String>::new());
+    assert_eq!(
+        second.json()["outputs"]["identityPrincipalId"],
+        principal.as_str()
+    );
+}
+
+/// The text plan says what would happen; a second run says every resource is unchanged.
+#[tokio::test]
+async fn the_text_plan_lists_creates_then_all_unchanged() {
+    let emu = emulator().await;
+    let params = Params::local(&[]);
+    let first = deploy_infra(&params, &[], ci_env(&emu)).await;
+    assert_eq!(first.code, Some(0), "{}", first.all());
+    assert!(
+        first
+            .stderr
+            .contains("+ create    resource group rg-aib-local"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first
+            .stderr
+            .contains("+ create    storage account staibscriptslocal"),
+        "{}",
+        first.stderr
+    );
+    assert!(first.stderr.contains("Plan: "), "{}", first.stderr);
+    let second = deploy_infra(&params, &[], ci_env(&emu)).await;
+    assert_eq!(second.code, Some(0), "{}", second.all());
+    assert!(
+        second.stderr.contains("Plan: 0 to create, 0 to update, "),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains("= unchanged gallery gal_aib_local"),
+        "{}",
+        second.stderr
+    );
+}
+
+/// A tag changed in Azure on one resource is put back with one update of that resource; no
+/// other resource gets a request that writes.
+#[tokio::test]
+async fn a_drifted_tag_is_one_update_and_nothing_else_is_touched() {
+    let emu = emulator().await;
+    let params = Params::local(&[]);
+    let first = deploy_infra(&params, &[], ci_env(&emu)).await;
+    assert_eq!(first.code, Some(0), "{}", first.all());
+    let account_id = format!(
+        "{}/providers/Microsoft.Storage/storageAccounts/staibscriptslocal",
+        rg_id(&emu)
+    );
+    let _: serde_json::Value = azure(&emu)
+        .arm
+        .patch(
+            &account_id,
+            &serde_json::json!({"tags": {"environment": "changed", "owner": "someone"}}),
+        )
+        .await
+        .expect("tag changed");
+
+    emu.clear_requests();
+    let run = deploy_infra(&params, &["--output", "json"], ci_env(&emu)).await;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let doc = run.json();
+    let updated: Vec<&serde_json::Value> = doc["outcome"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] != "unchanged")
+        .collect();
+    assert_eq!(updated.len(), 1, "{updated:#?}");
+    assert_eq!(updated[0]["kind"], "storageAccount");
+    assert_eq!(updated[0]["changes"][0]["property"], "tags.environment");
+    assert_eq!(updated[0]["changes"][0]["from"], "changed");
+    assert_eq!(updated[0]["changes"][0]["to"], "local");
+    assert_eq!(
+        writes(&emu.requests()).len(),
+        1,
+        "{:?}",
+        writes(&emu.requests())
+    );
+    assert!(writes(&emu.requests())[0].starts_with("PATCH "));
+    let account = get(&emu, &account_id).await;
+    assert_eq!(account["tags"]["environment"], "local");
+    assert_eq!(
+        account["tags"]["owner"], "someone",
+        "tags set by others are kept"
+    );
+}
+
+/// `--what-if` prints the plan and sends nothing that writes: only GETs, token requests and
+/// the read-only checkNameAvailability.
+#[tokio::test]
+async fn what_if_prints_the_plan_and_sends_no_write() {
+    let emu = emulator().await;
+    let params = Params::local(&[]);
+    let run = deploy_infra(&params, &["--what-if"], ci_env(&emu)).await;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("+ create    managed identity id-aib-local"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("--what-if: nothing was changed."),
+        "{}",
+        run.stderr
+    );
+    let log = emu.requests();
+    assert_eq!(writes(&log), Vec::<String>::new());
+    assert_eq!(write_posts(&log), Vec::<String>::new());
+    assert!(
+        log.iter()
+            .all(|r| matches!(r.method.as_str(), "GET" | "HEAD" | "POST"))
+    );
+    let group = azure(&emu)
+        .arm
+        .get_optional::<serde_json::Value>(&rg_id(&emu))
+        .await
+        .expect("read");
+    assert!(group.is_none(), "nothing was created");
+}
+
+/// With `--role-mode contributor` the identity gets Contributor on the subscription (and the
+/// data reader role), and no custom role is made.
+#[tokio::test]
+async fn contributor_mode_grants_contributor_on_the_subscription() {
+    let emu = emulator().await;
+    let params = Params::local(&[]);
+    let run = deploy_infra(
+        &params,
+        &["--role-mode", "contributor", "--output", "json"],
+        ci_env(&emu),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let principal = run.json()["outputs"]["identityPrincipalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sub = format!("/subscriptions/{}", emu.subscription_id());
+    assert_eq!(roles_at(&emu, &sub, &principal).await, [CONTRIBUTOR]);
+    assert!(roles_at(&emu, &rg_id(&emu), &principal).await.is_empty());
+    let statuses = statuses(&run.json()["outcome"]);
+    assert!(
+        !statuses.iter().any(|s| s.starts_with("roleDefinition")),
+        "{statuses:#?}"
+    );
+}
+
+/// When Entra has not replicated the new identity yet and ARM does not honour
+/// `principalType`, the assignment is refused with PrincipalNotFound, retried, and succeeds.
+#[tokio::test]
+async fn role_assignments_wait_out_the_principal_replication_window() {
+    let emu = emulator_with(KnobValues {
+        principal_type_bypass: false,
+        principal_visibility_delay: Duration::from_secs(9),
+        ..KnobValues::default()
+    })
+    .await;
+    let params = Params::local(&[]);
+    let run = deploy_infra(&params, &[], ci_env(&emu)).await;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let log = emu.requests();
+    let assignment_puts: Vec<u16> = log
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/roleAssignments/"))
+        .map(|r| r.status)
+        .collect();
+    assert!(
+        assignment_puts.contains(&400),
+        "refused at first: {assignment_puts:?}"
+    );
+    assert_eq!(
+        assignment_puts.iter().filter(|s| **s == 201).count(),
+        2,
+        "{assignment_puts:?}"
+    );
+}
+
+/// With 429s (Retry-After) and 500/503s injected, the run still succeeds, and a clean re-run
+/// finds everything in place.
+#[tokio::test]
+async fn throttling_and_server_errors_are_ridden_out() {
+    let emu = emulator().await;
+    emu.knobs().set_throttle_rate(0.15, 1);
+    emu.knobs().set_server_error_rate(0.1);
+    let params = Params::local(&[]);
+    let run = deploy_infra(&params, &[], ci_env(&emu)).await;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let faults = emu
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.status, 429 | 500 | 503))
+        .count();
+    assert!(faults > 0, "faults were injected");
+    emu.knobs().set_throttle_rate(0.0, 1);
+    emu.knobs().set_server_error_rate(0.0);
+    emu.clear_requests();
+    let again = deploy_infra(&params, &[], ci_env(&emu)).await;
+    assert_eq!(again.code, Some(0), "{}", again.all());
+    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+}

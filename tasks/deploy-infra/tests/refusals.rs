@@ -1,0 +1,105 @@
+//! Runs that must stop with a clear error, exit 1, before they create anything: a storage
+//! account name owned by someone else, an image definition whose identity differs, a principal
+//! that may not create role assignments.
+
+use crate::support::*;
+
+/// A storage account name taken elsewhere in Azure is refused before anything is created.
+#[tokio::test]
+async fn a_taken_storage_account_name_stops_before_anything_is_created() {
+    let emu = emulator().await;
+    // "teststorage" is one of the emulator's names owned by another customer.
+    let params = Params::local(&[("staibscriptslocal", "teststorage")]);
+    let run = deploy_infra(&params, &[], ci_env(&emu)).await;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("storage account name 'teststorage' is not available"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Choose another storageAccountName"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+}
+
+/// An existing image definition with another osType is an error naming the property and both
+/// values; nothing is written, and the definition is not deleted.
+#[tokio::test]
+async fn a_definition_with_another_os_type_is_refused_and_kept() {
+    let emu = emulator().await;
+    let arm = azure(&emu).arm;
+    let rg = rg_id(&emu);
+    let gallery = format!("{rg}/providers/Microsoft.Compute/galleries/gal_aib_local");
+    let image = format!("{gallery}/images/ubuntu-2204-agent");
+    let _: serde_json::Value = arm
+        .put(&rg, &serde_json::json!({"location": "westeurope"}))
+        .await
+        .unwrap();
+    let _: serde_json::Value = arm
+        .put(&gallery, &serde_json::json!({"location": "westeurope"}))
+        .await
+        .unwrap();
+    let _: serde_json::Value = arm
+        .put(
+            &image,
+            &serde_json::json!({"location": "westeurope", "properties": {
+                "osType": "Windows", "osState": "Generalized", "hyperVGeneration": "V2",
+                "identifier": {"publisher": "aib", "offer": "ci-agent", "sku": "ubuntu-2204-gen2"},
+                "features": [{"name": "SecurityType", "value": "TrustedLaunchSupported"}]}}),
+        )
+        .await
+        .unwrap();
+    emu.clear_requests();
+
+    let params = Params::local(&[]);
+    let run = deploy_infra(&params, &[], ci_env(&emu)).await;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("osType is 'Windows' in Azure, 'Linux' in the parameter file"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("aib never deletes a definition"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+    assert_eq!(get(&emu, &image).await["properties"]["osType"], "Windows");
+}
+
+/// A principal with Contributor but no right to assign roles is told, before any change,
+/// which action on which scope it lacks and which roles grant it.
+#[tokio::test]
+async fn a_principal_that_may_not_assign_roles_is_told_before_any_change() {
+    let emu = emulator().await;
+    let client = "0b6f3c9e-8c1a-4d6e-9a57-3b1f2c4d5e6f";
+    let secret = "test-secret-deploy-infra";
+    let oid = emu.add_client(client, secret);
+    let sub = format!("/subscriptions/{}", emu.subscription_id());
+    emu.grant(&oid, "b24988ac-6180-42a0-ab88-20f7382dd24c", &sub);
+    let params = Params::local(&[]);
+    let run = deploy_infra(&params, &[], client_env(&emu, client, secret)).await;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(run.stderr.contains("lacks permissions"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("'Microsoft.Authorization/roleAssignments/write'"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "Role Based Access Control Administrator, User Access Administrator or Owner"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+    assert!(!run.all().contains(secret));
+}
