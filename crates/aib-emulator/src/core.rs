@@ -89,6 +89,8 @@ pub(crate) struct Op {
     pub deadline: Instant,
     pub polls: u32,
     pub done: bool,
+    /// Started without a polling header (`LroStyle::None`): GETs of the resource count as polls.
+    pub resource_polled: bool,
 }
 
 /// A role definition (built-in or custom).

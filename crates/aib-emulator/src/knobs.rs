@@ -47,6 +47,9 @@ pub struct KnobValues {
     pub lro_duration: Duration,
     /// `Retry-After` seconds on 202s and status answers (real seconds: clients sleep on their clock).
     pub lro_retry_after: u64,
+    /// How galleries, image definitions and image versions advertise their running operations
+    /// (JSON: `"azure-async-operation"`, `"operation-location"`, `"location"`, `"none"`).
+    pub lro_style: LroStyle,
     /// Honour `principalType: ServicePrincipal` as a bypass of the principal-visibility window.
     pub principal_type_bypass: bool,
     /// Share (0..1) of blob-front answers whose body trickles out in 16 KiB pieces.
@@ -56,6 +59,37 @@ pub struct KnobValues {
     pub slow_body_delay: Duration,
     /// Image Builder timings and faults (see [`crate::AibKnobs`]).
     pub aib: crate::AibKnobs,
+}
+
+/// The header a resource provider uses to advertise a running operation (contract section 2.2):
+/// a client must follow each of them, so a test can make the Azure-AsyncOperation resources
+/// (galleries, image definitions, image versions) answer in any of the four styles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LroStyle {
+    /// 201/200 with the body and `Azure-AsyncOperation` (an operation-status resource whose
+    /// `status` is read; 200 while running and after), as Compute does.
+    #[default]
+    AzureAsyncOperation,
+    /// The same status resource under the data-plane header `Operation-Location`.
+    OperationLocation,
+    /// 202 with an empty body and `Location`: 202 while running, then the resource (200).
+    Location,
+    /// 201/200 with a non-terminal `provisioningState` and no polling header: the client
+    /// re-reads the resource until its state is terminal (each GET counts as a poll). A DELETE,
+    /// which has nothing to re-read, then answers 202 + `Location`.
+    None,
+}
+
+impl std::fmt::Display for LroStyle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LroStyle::AzureAsyncOperation => "azure-async-operation",
+            LroStyle::OperationLocation => "operation-location",
+            LroStyle::Location => "location",
+            LroStyle::None => "none",
+        })
+    }
 }
 
 mod secs {
@@ -87,6 +121,7 @@ impl Default for KnobValues {
             lro_polls: 1,
             lro_duration: Duration::from_secs(1),
             lro_retry_after: 1,
+            lro_style: LroStyle::AzureAsyncOperation,
             principal_type_bypass: true,
             slow_body_rate: 0.0,
             slow_body_delay: Duration::from_millis(50),
@@ -181,6 +216,12 @@ impl Knobs {
     /// `Retry-After` (real seconds) on 202s and status answers.
     pub fn set_lro_retry_after(&self, secs: u64) {
         self.update(|v| v.lro_retry_after = secs);
+    }
+    /// How galleries, image definitions and image versions advertise operations started from
+    /// now on, so a client proves it follows every header style (and, with
+    /// [`LroStyle::None`], the resource's own `provisioningState`).
+    pub fn set_lro_style(&self, style: LroStyle) {
+        self.update(|v| v.lro_style = style);
     }
     /// Whether `principalType: ServicePrincipal` skips the principal-visibility window.
     pub fn set_principal_type_bypass(&self, honour: bool) {

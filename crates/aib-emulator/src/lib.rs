@@ -41,7 +41,13 @@
 //! Long-running operations, one resource type per header style: resource group DELETE and
 //! storage account PUT use `Location` (202 … then 200), galleries use `Azure-AsyncOperation`
 //! (status resource under `/subscriptions/{sub}/providers/{ns}/locations/{region}/operations/{id}`
-//! with opaque `t`/`c` query parameters that must be kept), identities are synchronous.
+//! with opaque `t`/`c` query parameters that must be kept), identities are synchronous. The
+//! `lro_style` knob ([`Knobs::set_lro_style`], `"lro_style"` in `/_emulator/knobs`,
+//! `--lro-style`) makes galleries, image definitions and image versions answer in any of the
+//! four styles instead: [`LroStyle::AzureAsyncOperation`], [`LroStyle::OperationLocation`],
+//! [`LroStyle::Location`], or [`LroStyle::None`] (201 with `Creating` and no polling header;
+//! each GET of the resource counts as a poll until it is `Succeeded`). Image templates keep
+//! their own `Azure-AsyncOperation` operations.
 
 mod arm;
 mod azurite;
@@ -52,7 +58,7 @@ mod knobs;
 mod tls;
 
 pub use arm::imagebuilder::AibKnobs;
-pub use knobs::{KnobValues, Knobs, RequestRecord};
+pub use knobs::{KnobValues, Knobs, LroStyle, RequestRecord};
 
 use anyhow::{Context, Result};
 use axum::Router;

@@ -2,7 +2,7 @@
 //! Starts the emulator (ARM, Entra, CI credential endpoints, blob front with Azurite), prints
 //! how to point clients at it, serves until Ctrl-C, then stops Azurite.
 
-use aib_emulator::{Emulator, EmulatorConfig, KnobValues};
+use aib_emulator::{Emulator, EmulatorConfig, KnobValues, LroStyle};
 use anyhow::Result;
 use clap::Parser;
 use std::path::PathBuf;
@@ -92,6 +92,11 @@ struct Cli {
     /// Retry-After (real seconds) on 202s and operation status answers.
     #[arg(long, default_value_t = 1)]
     lro_retry_after: u64,
+    /// How galleries, image definitions and image versions advertise a running operation:
+    /// `Azure-AsyncOperation`, `Operation-Location` (both a status resource), `Location`
+    /// (202 polling), or none (the client re-reads the resource's provisioningState).
+    #[arg(long, value_enum, default_value_t = LroStyle::AzureAsyncOperation)]
+    lro_style: LroStyle,
     /// Fail role assignments for new principals even with principalType ServicePrincipal.
     #[arg(long)]
     no_principal_type_bypass: bool,
@@ -134,6 +139,7 @@ async fn main() -> Result<()> {
             lro_polls: cli.lro_polls,
             lro_duration: secs(cli.lro_duration),
             lro_retry_after: cli.lro_retry_after,
+            lro_style: cli.lro_style,
             principal_type_bypass: !cli.no_principal_type_bypass,
             ..KnobValues::default()
         },

@@ -4,17 +4,18 @@
 //!
 //! All three PUTs are long-running in the Azure-AsyncOperation style (201 with a non-terminal
 //! `provisioningState` + `Azure-AsyncOperation`), DELETEs answer 202 with both
-//! `Azure-AsyncOperation` and `Location`. Definitions enforce their required identity fields,
-//! versions their `int.int.int` names, and a version GET with `$expand=ReplicationStatus`
-//! reports per-region progress while the version replicates. Image Builder (`imagebuilder.rs`)
+//! `Azure-AsyncOperation` and `Location` (the `lro_style` knob switches both to another style,
+//! see `super::lro_started`). Definitions enforce their required identity fields, versions
+//! their `int.int.int` names, and a version GET with `$expand=ReplicationStatus` reports
+//! per-region progress while the version replicates. Image Builder (`imagebuilder.rs`)
 //! creates versions through [`create_version_now`], the same record a client PUT creates.
 
 use axum::response::Response;
-use http::{HeaderValue, Method, StatusCode};
+use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use std::time::{Instant, SystemTime};
 
-use super::{Ctx, groups, page, provider_operation_url, rbac, render, start_op};
+use super::{Ctx, groups, page, rbac, render, start_op};
 use crate::core::{OpEffect, Res, World, arm_error, json_response, rfc3339};
 
 /// Resource type name as ARM spells it.
@@ -60,13 +61,6 @@ pub(crate) fn parse_version(n: &str) -> Option<(u32, u32, u32)> {
         nums[i] = v as u32;
     }
     Some((nums[0], nums[1], nums[2]))
-}
-
-fn with_header(mut r: Response, name: &'static str, value: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        r.headers_mut().insert(name, v);
-    }
-    r
 }
 
 /// Compute's error shape adds a `target` naming the offending parameter.
@@ -222,34 +216,16 @@ fn list_children(
     }
 }
 
-/// 202 + `Azure-AsyncOperation` + `Location` for a delete.
+/// 202 + `Azure-AsyncOperation` + `Location` for a delete (or the `lro_style` knob's style).
 fn start_delete(ctx: &Ctx<'_>, w: &mut World, key: String, location: &str) -> Response {
     let op = start_op(w, &ctx.inner.knobs, OpEffect::DeleteResource(key));
-    let retry = ctx.inner.knobs.get().lro_retry_after.to_string();
-    let r = crate::core::empty(StatusCode::ACCEPTED);
-    let r = with_header(
-        r,
-        "azure-asyncoperation",
-        &provider_operation_url(ctx, "Microsoft.Compute", location, "operations", &op),
-    );
-    let r = with_header(
-        r,
-        "location",
-        &provider_operation_url(ctx, "Microsoft.Compute", location, "operationresults", &op),
-    );
-    with_header(r, "retry-after", &retry)
+    super::lro_delete(ctx, &op, "Microsoft.Compute", location)
 }
 
-/// 201 (or 200) with the body and `Azure-AsyncOperation` for a create/update in progress.
+/// 201 (or 200) with the body and `Azure-AsyncOperation` for a create/update in progress (or
+/// the `lro_style` knob's style); called without the world lock held.
 fn started(ctx: &Ctx<'_>, status: StatusCode, body: &Value, op: &str, location: &str) -> Response {
-    let retry = ctx.inner.knobs.get().lro_retry_after.to_string();
-    let r = json_response(status, body);
-    let r = with_header(
-        r,
-        "azure-asyncoperation",
-        &provider_operation_url(ctx, "Microsoft.Compute", location, "operations", op),
-    );
-    with_header(r, "retry-after", &retry)
+    super::lro_started(ctx, status, body, op, "Microsoft.Compute", location)
 }
 
 /// A new resource in `Creating`; `at` is (group, name, location).

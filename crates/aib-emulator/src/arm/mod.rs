@@ -23,7 +23,7 @@ use crate::core::{
     Inner, MANAGEMENT_AUD, Op, OpEffect, Res, World, arm_error, empty, json_response, new_guid,
     rfc3339, unix_now, with_caller,
 };
-use crate::knobs::Knobs;
+use crate::knobs::{Knobs, LroStyle};
 
 /// One ARM request, parsed.
 pub(crate) struct Ctx<'a> {
@@ -436,6 +436,9 @@ async fn front_door(
         let mut w = inner.lock();
         tick(&mut w, &inner.knobs);
         imagebuilder::advance(inner, &mut w);
+        if parts.method == Method::GET {
+            poll_by_resource(&mut w, &inner.knobs, &lsegs);
+        }
     }
 
     let ctx = Ctx {
@@ -708,6 +711,7 @@ pub(crate) fn start_op(w: &mut World, knobs: &Knobs, effect: OpEffect) -> String
             deadline: Instant::now() + knobs.real(emu),
             polls: 0,
             done: false,
+            resource_polled: false,
         },
     );
     id
@@ -826,6 +830,88 @@ fn poll(w: &mut World, knobs: &Knobs, id: &str) -> Option<Op> {
         complete(w, knobs, &key);
     }
     w.ops.get(&key).cloned()
+}
+
+/// A GET of a resource whose operation advertised no polling header ([`LroStyle::None`]) is the
+/// client's poll: it counts, and may end the operation before the resource is rendered.
+fn poll_by_resource(w: &mut World, knobs: &Knobs, lsegs: &[String]) {
+    let key = format!("/{}", lsegs.join("/"));
+    let pending = w.ops.values().find(|o| {
+        !o.done
+            && o.resource_polled
+            && matches!(&o.effect, OpEffect::FinishResource(rid) if *rid == key)
+    });
+    if let Some(id) = pending.map(|o| o.id.clone()) {
+        poll(w, knobs, &id);
+    }
+}
+
+/// The answer to a PUT/PATCH whose operation `op` (a [`OpEffect::FinishResource`]) now runs,
+/// in the header style of the `lro_style` knob; `body` is the resource with its non-terminal
+/// `provisioningState`, `status` 201 (create) or 200 (update). `ns` and `location` place the
+/// operation-status URL (`/subscriptions/{sub}/providers/{ns}/locations/{location}/…`).
+pub(crate) fn lro_started(
+    ctx: &Ctx<'_>,
+    status: StatusCode,
+    body: &Value,
+    op: &str,
+    ns: &str,
+    location: &str,
+) -> Response {
+    let style = ctx.inner.knobs.get().lro_style;
+    let status_url = || provider_operation_url(ctx, ns, location, "operations", op);
+    match style {
+        LroStyle::AzureAsyncOperation => retry_after(
+            ctx,
+            with_header(
+                json_response(status, body),
+                "azure-asyncoperation",
+                &status_url(),
+            ),
+        ),
+        LroStyle::OperationLocation => retry_after(
+            ctx,
+            with_header(
+                json_response(status, body),
+                "operation-location",
+                &status_url(),
+            ),
+        ),
+        LroStyle::Location => accepted_location(
+            ctx,
+            provider_operation_url(ctx, ns, location, "operationresults", op),
+        ),
+        LroStyle::None => {
+            if let Some(o) = ctx.inner.lock().ops.get_mut(op) {
+                o.resource_polled = true;
+            }
+            retry_after(ctx, json_response(status, body))
+        }
+    }
+}
+
+/// The answer to a DELETE whose operation `op` now runs, in the `lro_style` knob's style:
+/// 202 with `Azure-AsyncOperation` (or `Operation-Location`) and `Location`, or `Location`
+/// alone (also for [`LroStyle::None`]: a deleted resource cannot be re-read to its end).
+pub(crate) fn lro_delete(ctx: &Ctx<'_>, op: &str, ns: &str, location: &str) -> Response {
+    let style = ctx.inner.knobs.get().lro_style;
+    let r = accepted_location(
+        ctx,
+        provider_operation_url(ctx, ns, location, "operationresults", op),
+    );
+    let status_url = || provider_operation_url(ctx, ns, location, "operations", op);
+    match style {
+        LroStyle::AzureAsyncOperation => with_header(r, "azure-asyncoperation", &status_url()),
+        LroStyle::OperationLocation => with_header(r, "operation-location", &status_url()),
+        LroStyle::Location | LroStyle::None => r,
+    }
+}
+
+fn with_header(mut r: Response, name: &'static str, value: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+    r
 }
 
 fn retry_after(ctx: &Ctx<'_>, mut r: Response) -> Response {

@@ -1,9 +1,11 @@
-//! Long-running operations followed to their end in each header style the emulator uses, with
-//! Retry-After honoured on every poll, progress reported, and failures surfaced.
+//! Long-running operations followed to their end in each header style (Azure-AsyncOperation,
+//! Operation-Location, Location, and none: the resource's provisioningState), with Retry-After
+//! honoured on every poll, progress reported, and failures surfaced.
 
 use std::time::Duration;
 
 use aib::azure::arm::ArmError;
+use aib_emulator::{LroStyle, RequestRecord};
 
 use super::support::*;
 
@@ -249,4 +251,145 @@ async fn failed_operation_surfaces_its_code_and_message() {
         .find(|p| p.0 == path)
         .map(|p| p.1.clone());
     assert_eq!(last.as_deref(), Some("Failed"), "{progress:?}");
+}
+
+/// Creates and deletes a gallery with the emulator's galleries answering in `style`, and checks
+/// that the client followed the operation the way that style needs (`polled` is what its polls
+/// look like), honoured every Retry-After, reported progress and got the final resource.
+async fn gallery_lifecycle_in_style(style: LroStyle, polled: fn(&RequestRecord, &str) -> bool) {
+    let emu = emulator().await;
+    let (azure, recorder) = connect_recorded(&settings(&secret_env(&emu)));
+    create_group(&azure, &emu, "rg").await;
+    let knobs = emu.knobs();
+    knobs.set_lro_style(style);
+    knobs.set_lro_polls(2);
+    knobs.set_lro_retry_after(1);
+    emu.clear_requests();
+    let path = format!(
+        "{}/resourceGroups/rg/providers/Microsoft.Compute/galleries/styled",
+        sub(&emu)
+    );
+    let gallery: serde_json::Value = azure
+        .arm
+        .put(
+            &path,
+            &serde_json::json!({"location": "westeurope", "properties": {}}),
+        )
+        .await
+        .expect("gallery created");
+    assert_eq!(
+        gallery["properties"]["provisioningState"], "Succeeded",
+        "{style}: {gallery}"
+    );
+    assert_eq!(gallery["name"], "styled", "{style}: {gallery}");
+    let create = arm_requests(&emu);
+    assert_eq!(create[0].method, "PUT", "{style}: {create:?}");
+    let expected_first = if style == LroStyle::Location {
+        202
+    } else {
+        201
+    };
+    assert_eq!(create[0].status, expected_first, "{style}: {create:?}");
+    let polls: Vec<&RequestRecord> = create[1..].iter().filter(|r| polled(r, &path)).collect();
+    assert!(
+        polls.len() >= 2,
+        "{style}: the operation was polled as that style needs: {create:?}"
+    );
+    assert_each_wait_honoured(&create, style);
+    let states: Vec<String> = recorder
+        .progress
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.0 == path)
+        .map(|p| p.1.clone())
+        .collect();
+    assert!(states.len() >= 3, "{style}: a report per poll: {states:?}");
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("Succeeded"),
+        "{style}"
+    );
+
+    emu.clear_requests();
+    azure.arm.delete(&path).await.expect("gallery deleted");
+    let delete = arm_requests(&emu);
+    assert_eq!(
+        (delete[0].method.as_str(), delete[0].status),
+        ("DELETE", 202),
+        "{style}: {delete:?}"
+    );
+    assert!(
+        delete.len() >= 3,
+        "{style}: the delete was polled: {delete:?}"
+    );
+    assert_each_wait_honoured(&delete, style);
+    let err = azure.arm.get::<serde_json::Value>(&path).await.unwrap_err();
+    assert!(err.is_not_found(), "{style}: {err}");
+    assert!(emu.early_retries().is_empty(), "{style}");
+}
+
+/// The ARM requests of the log (token requests left out), in order.
+fn arm_requests(emu: &aib_emulator::Emulator) -> Vec<RequestRecord> {
+    emu.requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/subscriptions/"))
+        .collect()
+}
+
+/// The client sends one request at a time, so each request must come at least the
+/// Retry-After of the answer before it later.
+fn assert_each_wait_honoured(records: &[RequestRecord], style: LroStyle) {
+    let mut asked = 0;
+    for pair in records.windows(2) {
+        if let Some(secs) = pair[0].retry_after {
+            asked += 1;
+            let gap = pair[1].at.duration_since(pair[0].at).unwrap_or_default();
+            assert!(
+                gap >= Duration::from_secs(secs),
+                "{style}: {} {} came {gap:?} after an answer asking {secs}s",
+                pair[1].method,
+                pair[1].path
+            );
+        }
+    }
+    assert!(asked >= 1, "{style}: a Retry-After was given: {records:?}");
+}
+
+fn is_status_poll(r: &RequestRecord, _: &str) -> bool {
+    r.method == "GET"
+        && r.status == 200
+        && r.path.contains("/providers/Microsoft.Compute/locations/")
+        && r.path.contains("/operations/")
+}
+
+/// Azure-AsyncOperation, chosen explicitly: the status resource is polled until `Succeeded`.
+#[tokio::test]
+async fn azure_async_operation_style_is_followed_to_the_end() {
+    gallery_lifecycle_in_style(LroStyle::AzureAsyncOperation, is_status_poll).await;
+}
+
+/// Operation-Location (the same status resource under the data-plane header) is followed.
+#[tokio::test]
+async fn operation_location_style_is_followed_to_the_end() {
+    gallery_lifecycle_in_style(LroStyle::OperationLocation, is_status_poll).await;
+}
+
+/// Location: 202 answers are polled until the resource (200) comes back from the Location URL.
+#[tokio::test]
+async fn location_style_is_followed_to_the_end() {
+    gallery_lifecycle_in_style(LroStyle::Location, |r, _| {
+        r.method == "GET" && r.path.contains("/operationresults/")
+    })
+    .await;
+}
+
+/// No polling header: the client re-reads the resource until its provisioningState is
+/// terminal, starting after the Retry-After of the 201.
+#[tokio::test]
+async fn provisioning_state_style_is_followed_to_the_end() {
+    gallery_lifecycle_in_style(LroStyle::None, |r, path| {
+        r.method == "GET" && r.path.eq_ignore_ascii_case(path) && r.status == 200
+    })
+    .await;
 }
