@@ -11,7 +11,7 @@ use http::{HeaderValue, StatusCode};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use url::Url;
 
 use crate::azurite::Backend;
@@ -215,17 +215,27 @@ impl Inner {
     }
 
     /// Issues an access token for `aud` to the principal, valid for the current token lifetime.
-    /// Returns the JWT and its lifetime in real seconds.
+    /// Returns the JWT and its lifetime in real seconds (see [`Inner::issue_token`]).
     pub(crate) fn issue_access_token(&self, aud: &str, oid: &str, appid: &str) -> (String, u64) {
+        let issued = self.issue_token(aud, oid, appid);
+        (issued.jwt, issued.expires_in)
+    }
+
+    /// Issues an access token for `aud` to the principal. Its real lifetime is never shorter
+    /// than the configured (emulated) one at the current time scale: `expires_in` is that
+    /// lifetime rounded *up* to whole seconds, and `exp` is the next whole second plus
+    /// `expires_in`, so a client that counts `expires_in` from when it got the answer never
+    /// believes the token lives longer than ARM accepts it.
+    pub(crate) fn issue_token(&self, aud: &str, oid: &str, appid: &str) -> IssuedToken {
         let knobs = self.knobs.get();
-        let real = self.knobs.real(knobs.token_lifetime).as_secs().max(1);
+        let (expires_in, expires_on) = real_expiry(self.knobs.real(knobs.token_lifetime));
         let now = unix_now();
         let claims = json!({
             "aud": aud,
             "iss": format!("https://sts.windows.net/{}/", self.tenant_id),
             "iat": now.saturating_sub(300),
             "nbf": now.saturating_sub(300),
-            "exp": now + real,
+            "exp": expires_on,
             "oid": oid,
             "sub": oid,
             "appid": appid,
@@ -235,17 +245,18 @@ impl Inner {
             "uti": uuid::Uuid::new_v4().simple().to_string(),
             "ver": "1.0",
         });
-        (self.sign(&claims), real)
+        IssuedToken {
+            jwt: self.sign(&claims),
+            expires_in,
+            expires_on,
+        }
     }
 
-    /// Issues a CI id token (GitHub/Pipelines style) for the token exchange audience.
+    /// Issues a CI id token (GitHub/Pipelines style) for the token exchange audience; like
+    /// access tokens, it lives at least its configured lifetime in real time.
     pub(crate) fn issue_federated_token(&self, issuer: &str, subject: &str, aud: &str) -> String {
         let knobs = self.knobs.get();
-        let real = self
-            .knobs
-            .real(knobs.federated_token_lifetime)
-            .as_secs()
-            .max(1);
+        let (_, expires_on) = real_expiry(self.knobs.real(knobs.federated_token_lifetime));
         let now = unix_now();
         self.sign(&json!({
             "iss": issuer,
@@ -253,7 +264,7 @@ impl Inner {
             "aud": aud,
             "iat": now,
             "nbf": now.saturating_sub(5),
-            "exp": now + real,
+            "exp": expires_on,
             "jti": uuid::Uuid::new_v4().to_string(),
         }))
     }
@@ -311,6 +322,35 @@ pub(crate) fn pipelines_issuer(tenant: &str) -> String {
 /// Subject of the emulated Azure Pipelines OIDC tokens (service connection).
 pub(crate) fn pipelines_subject(connection: &str) -> String {
     format!("sc://aib-dev/aib/{connection}")
+}
+
+/// An access token and when it ends.
+pub(crate) struct IssuedToken {
+    pub jwt: String,
+    /// Whole real seconds, rounded up from the configured lifetime (at least 1).
+    pub expires_in: u64,
+    /// The `exp` claim: Unix seconds.
+    pub expires_on: u64,
+}
+
+/// Whole seconds of `real`, rounded up (at least 1); a microsecond of float noise from the time
+/// scale does not add a second.
+pub(crate) fn ceil_secs(real: Duration) -> u64 {
+    let whole = real.as_secs();
+    let extra = u64::from(real.subsec_micros() > 0);
+    (whole + extra).max(1)
+}
+
+/// (`expires_in`, `exp`) of a token that must live `real`: `exp` is counted from the next whole
+/// second, so the token is accepted for at least `expires_in` ≥ `real` seconds from now and
+/// never past `exp` (ARM compares `exp` with whole seconds).
+pub(crate) fn real_expiry(real: Duration) -> (u64, u64) {
+    let expires_in = ceil_secs(real);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let next_second = now.as_secs() + u64::from(now.subsec_nanos() > 0);
+    (expires_in, next_second + expires_in)
 }
 
 pub(crate) fn unix_now() -> u64 {

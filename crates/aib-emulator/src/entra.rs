@@ -190,20 +190,20 @@ pub(crate) fn token(inner: &Inner, tenant: &str, body: &[u8], v1: bool) -> Respo
         );
     }
 
-    let (jwt, real_secs) = inner.issue_access_token(aud, &client.object_id, &client.client_id);
+    let issued = inner.issue_token(aud, &client.object_id, &client.client_id);
     let mut body = json!({
         "token_type": "Bearer",
-        "expires_in": real_secs,
-        "ext_expires_in": real_secs,
-        "access_token": jwt,
+        "expires_in": issued.expires_in,
+        "ext_expires_in": issued.expires_in,
+        "access_token": issued.jwt,
     });
     if v1 {
         let now = unix_now();
         body = json!({
             "token_type": "Bearer",
-            "expires_in": real_secs.to_string(),
-            "ext_expires_in": real_secs.to_string(),
-            "expires_on": (now + real_secs).to_string(),
+            "expires_in": issued.expires_in.to_string(),
+            "ext_expires_in": issued.expires_in.to_string(),
+            "expires_on": issued.expires_on.to_string(),
             "not_before": now.to_string(),
             "resource": scopes[0],
             "access_token": body["access_token"],
@@ -422,15 +422,14 @@ pub(crate) fn managed_identity(inner: &Inner, headers: &HeaderMap, query: &str) 
             (inner.object_id.clone(), inner.client_id.clone())
         }
     };
-    let (jwt, real) = inner.issue_access_token(aud, &oid, &appid);
-    let now = unix_now();
+    let issued = inner.issue_token(aud, &oid, &appid);
     with_caller(
         json_response(
             StatusCode::OK,
             &json!({
-                "access_token": jwt,
-                "expires_on": (now + real).to_string(),
-                "expires_in": real.to_string(),
+                "access_token": issued.jwt,
+                "expires_on": issued.expires_on.to_string(),
+                "expires_in": issued.expires_in.to_string(),
                 "resource": resource,
                 "token_type": "Bearer",
                 "client_id": appid,

@@ -30,7 +30,9 @@
 //! - the blob front is on [`Emulator::blob_url`]: `https://127.0.0.1:PORT/{account}/{container}/{blob}`.
 //!
 //! Time: every delay and lifetime is emulated time at `time_scale` emulated seconds per real
-//! second; token `expires_in` is in real seconds so clients refresh on their own clock.
+//! second; token `expires_in` is in real seconds so clients refresh on their own clock, rounded
+//! up (a token never lives less real time than its lifetime at the current scale, however high
+//! the scale), and `exp`/`expires_on` agree with it.
 //!
 //! Beyond the agreed API (`url`, `ca_file`, ids, `add_client`, the three CI credential sources,
 //! `knobs`, `requests`): [`Emulator::blob_url`], [`Emulator::object_id`], [`Emulator::grant`]

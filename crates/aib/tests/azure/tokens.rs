@@ -8,9 +8,9 @@ use aib_emulator::EmulatorConfig;
 use super::support::*;
 
 /// A two-hour (emulated) long-running operation polled once a second with 60-second tokens
-/// (at 120× time: one real second, the emulator's shortest): no request is ever refused with
-/// 401, because tokens are renewed before they expire, and a token issued at the very end of
-/// its only second is waited out instead of being sent.
+/// (at 120× time: half a real second, which the emulator rounds up to one, never down to
+/// nothing): no request is ever refused with 401, because tokens are renewed before they
+/// expire.
 #[tokio::test]
 async fn two_hour_wait_with_short_tokens_makes_no_401() {
     let emu = emulator_with(EmulatorConfig {
