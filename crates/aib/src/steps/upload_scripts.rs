@@ -897,21 +897,25 @@ mod tests {
                 name: "a.sh".into(),
                 size: 10,
                 md5: Some([1; 16]),
+                content_type: None,
             },
             RemoteBlob {
                 name: "b.sh".into(),
                 size: 10,
                 md5: Some([9; 16]),
+                content_type: None,
             },
             RemoteBlob {
                 name: "c.sh".into(),
                 size: 10,
                 md5: None,
+                content_type: None,
             },
             RemoteBlob {
                 name: "old/x.sh".into(),
                 size: 1,
                 md5: None,
+                content_type: None,
             },
         ];
         let plan = Plan::new(&files, &remote);

@@ -1,0 +1,156 @@
+//! Storage failures: transient ones are retried, a missing data role is explained, and a staged
+//! upload whose file changed commits nothing.
+
+use std::sync::Arc;
+
+use aib::azure::blob::{BlobError, BlockPlan, MemoryBudget};
+
+use crate::support::{ACCOUNT, World, md5};
+
+/// With a fifth of blob requests failing (500 and 503 ServerBusy), every file still arrives
+/// with the right MD5, and the retries are counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn injected_storage_failures_are_retried_and_the_result_is_correct() {
+    // Arrange: 40 small files and one that goes up in blocks
+    let w = World::start().await;
+    for i in 0..40 {
+        w.write(&format!("s/{i:02}.sh"), format!("echo {i}\n").as_bytes());
+    }
+    let big: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    w.write("big.bin", &big);
+    let knobs = w.emu.knobs();
+    knobs.set_server_error_rate(0.1);
+    knobs.set_throttle_rate(0.1, 0);
+
+    // Act
+    let run = w.run(&["--output", "json"]);
+
+    // Assert
+    knobs.set_server_error_rate(0.0);
+    knobs.set_throttle_rate(0.0, 0);
+    let outcome = run.expect(0).outcome();
+    assert_eq!(outcome["uploaded"], 41, "{outcome:#}");
+    assert!(outcome["retries"].as_u64().unwrap() > 0, "{outcome:#}");
+    let failed = w
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with(&format!("/{ACCOUNT}/")) && r.status >= 500)
+        .count();
+    assert!(failed > 0, "faults were injected");
+    let blobs = w.blobs().await;
+    assert_eq!(blobs.len(), 41);
+    assert_eq!(blobs["big.bin"].md5, Some(md5(&big)));
+    assert_eq!(blobs["s/07.sh"].md5, Some(md5(b"echo 7\n")));
+}
+
+/// A principal without a data role gets an error that names Storage Blob Data Contributor,
+/// the account and how to grant it; exit 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_principal_without_a_data_role_is_told_which_role_to_grant() {
+    // Arrange: a second principal that may read the account through ARM but has no data role
+    let w = World::start().await;
+    w.write("a.sh", b"echo a\n");
+    let client = "11111111-2222-3333-4444-555555555555";
+    let oid = w.emu.add_client(client, "emu~other-secret");
+    let reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+    w.emu.grant(&oid, reader, &w.account.path());
+
+    // Act
+    let run = w
+        .command(&[])
+        .env("AZURE_CLIENT_ID", client)
+        .env("AZURE_CLIENT_SECRET", "emu~other-secret")
+        .output()
+        .unwrap();
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("AuthorizationPermissionMismatch"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("storage account '{ACCOUNT}'")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Storage Blob Data Contributor"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--scope {}", w.account.path())),
+        "{stderr}"
+    );
+}
+
+/// When the bytes read differ from the planned MD5 (the file changed), the staged blocks are
+/// never committed: the blob under the final name keeps its old content.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_changed_during_a_staged_upload_commits_nothing() {
+    // Arrange: an existing blob, and a local file whose planned MD5 no longer matches
+    let w = World::start().await;
+    let container = w.container();
+    container
+        .put(
+            "data.bin",
+            b"old".to_vec().into(),
+            md5(b"old"),
+            "application/octet-stream",
+        )
+        .await
+        .unwrap();
+    let path = w.up().join("data.bin");
+    let content = vec![7u8; 3 * 1024 * 1024];
+    std::fs::write(&path, &content).unwrap();
+    let planned = md5(b"what the file held when it was planned");
+
+    // Act
+    let err = container
+        .put_file_in_blocks(
+            "data.bin",
+            &path,
+            content.len() as u64,
+            planned,
+            "application/octet-stream",
+            BlockPlan {
+                block_size: 1024 * 1024,
+                parallel: 2,
+            },
+            &MemoryBudget::new(4 * 1024 * 1024),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert!(matches!(err, BlobError::FileChanged { .. }), "{err}");
+    let blobs = w.blobs().await;
+    assert_eq!(blobs["data.bin"].md5, Some(md5(b"old")));
+    assert_eq!(blobs["data.bin"].size, 3);
+
+    // And the same file with the right MD5 is committed whole.
+    let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let p = progress.clone();
+    container
+        .put_file_in_blocks(
+            "data.bin",
+            &path,
+            content.len() as u64,
+            md5(&content),
+            "application/octet-stream",
+            BlockPlan {
+                block_size: 1024 * 1024,
+                parallel: 2,
+            },
+            &MemoryBudget::new(4 * 1024 * 1024),
+            &move |n| {
+                p.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        progress.load(std::sync::atomic::Ordering::Relaxed),
+        content.len() as u64
+    );
+    assert_eq!(w.blobs().await["data.bin"].md5, Some(md5(&content)));
+}
