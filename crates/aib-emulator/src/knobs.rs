@@ -248,7 +248,8 @@ impl Knobs {
     }
 }
 
-/// One request the emulator answered, for tests that count polls or check back-off.
+/// One request the emulator answered, for tests that count polls, check back-off, or check the
+/// headers a client identifies itself and its run with (no secret-bearing header is kept).
 #[derive(Clone, Debug, Serialize)]
 pub struct RequestRecord {
     /// When the request arrived (real time).
@@ -265,6 +266,42 @@ pub struct RequestRecord {
     pub principal: Option<String>,
     /// `Retry-After` seconds we sent, if any.
     pub retry_after: Option<u64>,
+    /// The client's `User-Agent`, as sent.
+    pub user_agent: Option<String>,
+    /// The `x-ms-correlation-request-id` the client sent (not the one ARM makes up without it).
+    pub correlation_request_id: Option<String>,
+    /// The `x-ms-client-request-id` the client sent.
+    pub client_request_id: Option<String>,
+}
+
+impl RequestRecord {
+    /// A request as it arrives, before it is answered (status 0). Of its headers only those
+    /// that name the client and its run are kept: never `Authorization`, `x-identity-header` or
+    /// anything else that can carry a secret, since tests print and serve this log.
+    pub(crate) fn arriving(
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+    ) -> RequestRecord {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(256).collect::<String>())
+        };
+        RequestRecord {
+            at: SystemTime::now(),
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            query: uri.query().unwrap_or("").to_string(),
+            status: 0,
+            principal: None,
+            retry_after: None,
+            user_agent: header("user-agent"),
+            correlation_request_id: header("x-ms-correlation-request-id"),
+            client_request_id: header("x-ms-client-request-id"),
+        }
+    }
 }
 
 /// The request log shared by all servers of one emulator.

@@ -72,7 +72,7 @@ use rand::RngCore;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use url::Url;
 
 use crate::core::{CallerOid, Inner, World, json_response};
@@ -412,7 +412,9 @@ impl Emulator {
     pub fn knobs(&self) -> Knobs {
         self.inner.knobs.clone()
     }
-    /// The request log, in order.
+    /// The request log, in order: time, method, path, query, status, caller, our `Retry-After`,
+    /// and the client's `User-Agent`, `x-ms-correlation-request-id` and `x-ms-client-request-id`
+    /// (never `Authorization`).
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.inner.log.all()
     }
@@ -473,34 +475,20 @@ impl Emulator {
     }
 }
 
-fn record(
-    inner: &Inner,
-    at: SystemTime,
-    method: String,
-    path: String,
-    query: String,
-    resp: &Response,
-) {
-    inner.log.push(RequestRecord {
-        at,
-        method,
-        path,
-        query,
-        status: resp.status().as_u16(),
-        principal: resp.extensions().get::<CallerOid>().map(|c| c.0.clone()),
-        retry_after: resp
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok()),
-    });
+/// Completes the record of a request with our answer and logs it.
+fn record(inner: &Inner, mut rec: RequestRecord, resp: &Response) {
+    rec.status = resp.status().as_u16();
+    rec.principal = resp.extensions().get::<CallerOid>().map(|c| c.0.clone());
+    rec.retry_after = resp
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    inner.log.push(rec);
 }
 
 async fn main_handler(State(inner): State<Arc<Inner>>, req: Request) -> Response {
-    let at = SystemTime::now();
-    let method = req.method().to_string();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
+    let rec = RequestRecord::arriving(req.method(), req.uri(), req.headers());
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
         Ok(b) => b,
@@ -510,12 +498,12 @@ async fn main_handler(State(inner): State<Arc<Inner>>, req: Request) -> Response
                 "RequestTooLarge",
                 "The request body is too large.",
             );
-            record(&inner, at, method, path, query, &r);
+            record(&inner, rec, &r);
             return r;
         }
     };
     let resp = route_main(&inner, parts, body).await;
-    record(&inner, at, method, path, query, &resp);
+    record(&inner, rec, &resp);
     resp
 }
 
@@ -594,12 +582,9 @@ async fn route_main(inner: &Inner, parts: http::request::Parts, body: bytes::Byt
 }
 
 async fn blob_handler(State(inner): State<Arc<Inner>>, req: Request) -> Response {
-    let at = SystemTime::now();
-    let method = req.method().to_string();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
+    let rec = RequestRecord::arriving(req.method(), req.uri(), req.headers());
     let (parts, body) = req.into_parts();
     let resp = blob::handle(&inner, parts, body).await;
-    record(&inner, at, method, path, query, &resp);
+    record(&inner, rec, &resp);
     resp
 }

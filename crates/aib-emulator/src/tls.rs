@@ -138,15 +138,11 @@ pub(crate) fn serve(
                         let log = log.clone();
                         async move {
                             if Knobs::roll(knobs.get().drop_rate) {
-                                log.push(RequestRecord {
-                                    at: std::time::SystemTime::now(),
-                                    method: req.method().to_string(),
-                                    path: req.uri().path().to_string(),
-                                    query: req.uri().query().unwrap_or("").to_string(),
-                                    status: 0,
-                                    principal: None,
-                                    retry_after: None,
-                                });
+                                log.push(RequestRecord::arriving(
+                                    req.method(),
+                                    req.uri(),
+                                    req.headers(),
+                                ));
                                 return Err(Dropped);
                             }
                             let resp = router.oneshot(req.map(axum::body::Body::new)).await;
