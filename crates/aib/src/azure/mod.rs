@@ -31,6 +31,7 @@ pub mod blob;
 pub mod cloud;
 pub mod env;
 pub mod http;
+pub mod image_template;
 pub mod storage;
 
 use std::collections::HashMap;
