@@ -361,3 +361,128 @@ async fn throttling_and_server_errors_are_ridden_out() {
     assert_eq!(again.code, Some(0), "{}", again.all());
     assert_eq!(writes(&emu.requests()), Vec::<String>::new());
 }
+
+/// A staging resource group named in the file is created empty in the same region, and the
+/// identity gets Contributor on it (what Image Builder requires of a given staging group).
+#[tokio::test]
+async fn a_given_staging_group_is_created_with_contributor_for_the_identity() {
+    let emu = emulator().await;
+    let params = Params::local(&[(
+        "\"buildTimeoutInMinutes\": 120,",
+        "\"buildTimeoutInMinutes\": 120, \"stagingResourceGroup\": \"rg-aib-local-staging\",",
+    )]);
+    let run = deploy_infra(&params, &["--output", "json"], ci_env(&emu)).await;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let principal = run.json()["outputs"]["identityPrincipalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let staging = format!(
+        "/subscriptions/{}/resourceGroups/rg-aib-local-staging",
+        emu.subscription_id()
+    );
+    assert_eq!(get(&emu, &staging).await["location"], "westeurope");
+    assert_eq!(roles_at(&emu, &staging, &principal).await, [CONTRIBUTOR]);
+    emu.clear_requests();
+    let again = deploy_infra(&params, &[], ci_env(&emu)).await;
+    assert_eq!(again.code, Some(0), "{}", again.all());
+    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+}
+
+/// On GitHub Actions the outputs go to `$GITHUB_OUTPUT` and the plan and result to the job
+/// summary as a table.
+#[tokio::test]
+async fn github_actions_gets_outputs_and_a_summary_table() {
+    let emu = emulator().await;
+    let params = Params::local(&[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = dir.path().join("output");
+    let summary = dir.path().join("summary");
+    let mut env = ci_env(&emu);
+    env.push(("GITHUB_ACTIONS".into(), "true".into()));
+    env.push(("GITHUB_OUTPUT".into(), output.display().to_string()));
+    env.push(("GITHUB_STEP_SUMMARY".into(), summary.display().to_string()));
+    let run = deploy_infra(&params, &[], env).await;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let outputs = std::fs::read_to_string(&output).expect("outputs written");
+    for name in [
+        "resourceGroup",
+        "identityId",
+        "identityClientId",
+        "identityPrincipalId",
+        "storageAccount",
+        "storageBlobEndpoint",
+        "container",
+        "galleryId",
+        "imageDefinitionId",
+    ] {
+        assert!(outputs.contains(&format!("{name}<<")), "{name}: {outputs}");
+    }
+    let summary = std::fs::read_to_string(&summary).expect("summary written");
+    assert!(
+        summary.contains("| Resource | Name | Plan | Result |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| storage account | `staibscriptslocal` | create | done |"),
+        "{summary}"
+    );
+}
+
+/// Ctrl-C stops before the next operation: what was in flight finishes, the rest is listed as
+/// not applied, the exit code is 130, and a re-run finishes the job.
+#[tokio::test]
+async fn ctrl_c_stops_between_operations_and_a_rerun_finishes() {
+    let emu = emulator_with(KnobValues {
+        lro_duration: Duration::from_secs(4),
+        ..KnobValues::default()
+    })
+    .await;
+    let params = Params::local(&[]);
+    let child = spawn_deploy_infra(&params, &[], ci_env(&emu));
+    let pid = child.id();
+    let arm = azure(&emu).arm;
+    let gallery = format!(
+        "{}/providers/Microsoft.Compute/galleries/gal_aib_local",
+        rg_id(&emu)
+    );
+    for _ in 0..200 {
+        if arm
+            .get_optional::<serde_json::Value>(&gallery)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let run = finish(child).await;
+    assert_eq!(run.code, Some(130), "{}", run.all());
+    assert!(
+        run.stderr.contains("interrupted: applied"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("not applied")
+            && run.stderr.contains("image definition ubuntu-2204-agent"),
+        "{}",
+        run.stderr
+    );
+    let again = deploy_infra(&params, &["--output", "json"], ci_env(&emu)).await;
+    assert_eq!(again.code, Some(0), "{}", again.all());
+    let statuses = statuses(&again.json()["outcome"]);
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s == "imageDefinition ubuntu-2204-agent: create/applied"),
+        "{statuses:#?}"
+    );
+}

@@ -189,3 +189,36 @@ pub fn statuses(outcome: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Starts `deploy-infra` without waiting (for tests that signal it).
+pub fn spawn_deploy_infra(
+    params: &Params,
+    args: &[&str],
+    env: Vec<(String, String)>,
+) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_deploy-infra"))
+        .arg("--parameters")
+        .arg(&params.path)
+        .arg("--root")
+        .arg(repo_root())
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("deploy-infra starts")
+}
+
+/// Waits for a spawned run.
+pub async fn finish(child: std::process::Child) -> Run {
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("the run finishes")
+        .expect("output read");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::arm::{ArmClient, ArmError, Idempotency};
+use super::arm::{ArmClient, ArmError, Idempotency, LroOptions};
 
 /// Resource tags as ARM stores them (names are case-insensitive in Azure; values are strings).
 pub type Tags = BTreeMap<String, String>;
@@ -59,14 +59,16 @@ pub async fn get_group(
     arm.get_optional(&group_id(subscription, name)).await
 }
 
-/// Creates the group or brings it to `body` (synchronous in ARM).
+/// Creates the group or brings it to `body` (synchronous in ARM; `options` gets its state).
 pub async fn put_group(
     arm: &ArmClient,
     subscription: &str,
     name: &str,
     body: &ResourceGroupBody,
+    options: &LroOptions,
 ) -> Result<ResourceGroup, ArmError> {
-    arm.put(&group_id(subscription, name), body).await
+    arm.put_with(&group_id(subscription, name), body, options)
+        .await
 }
 
 /// A resource provider's registration in a subscription.

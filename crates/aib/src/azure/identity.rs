@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::arm::{ArmClient, ArmError};
+use super::arm::{ArmClient, ArmError, LroOptions};
 use super::groups::{Tags, tags_or_empty};
 
 /// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}`.
@@ -75,6 +75,7 @@ pub async fn put_identity(
     arm: &ArmClient,
     id: &str,
     body: &IdentityBody,
+    options: &LroOptions,
 ) -> Result<UserAssignedIdentity, ArmError> {
-    arm.put(id, body).await
+    arm.put_with(id, body, options).await
 }

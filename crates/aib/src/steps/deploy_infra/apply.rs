@@ -207,24 +207,31 @@ async fn apply_all(
         })
         .await?;
     }
-    run.op(at.group, |_| {
-        groups::put_group(arm, &n.subscription, &n.resource_group, &planned.group_body)
+    run.op(at.group, |lro| async move {
+        groups::put_group(
+            arm,
+            &n.subscription,
+            &n.resource_group,
+            &planned.group_body,
+            &lro,
+        )
+        .await
     })
     .await?;
     if let (Some(i), Some(body)) = (at.staging, &planned.staging_body) {
         let id = planned.resources[i].id.clone();
         let sub = id.split('/').nth(2).unwrap_or(&n.subscription).to_owned();
         let name = planned.resources[i].name.clone();
-        run.op(i, |_| async move {
-            groups::put_group(arm, &sub, &name, body).await
+        run.op(i, |lro| async move {
+            groups::put_group(arm, &sub, &name, body, &lro).await
         })
         .await?;
     }
 
     let identity_chain = async {
         let made = run
-            .op(at.identity, |_| {
-                identity::put_identity(arm, &n.identity_id, &planned.identity_body)
+            .op(at.identity, |lro| async move {
+                identity::put_identity(arm, &n.identity_id, &planned.identity_body, &lro).await
             })
             .await?;
         Ok::<Option<UserAssignedIdentity>, DeployInfraError>(
@@ -234,17 +241,16 @@ async fn apply_all(
     let storage_chain = async {
         let account_action = planned.resources[at.account].action;
         let made = run
-            .op(at.account, |_| async {
+            .op(at.account, |lro| async move {
                 if account_action == Action::Create {
-                    storage::put_account(arm, &n.account_id, &planned.account_body).await
+                    storage::put_account(arm, &n.account_id, &planned.account_body, &lro).await
                 } else {
-                    arm.patch::<_, Account>(&n.account_id, &planned.account_body)
-                        .await
+                    storage::patch_account(arm, &n.account_id, &planned.account_body, &lro).await
                 }
             })
             .await?;
-        run.op(at.container, |_| {
-            storage::put_container(arm, &n.container_id)
+        run.op(at.container, |lro| async move {
+            storage::put_container(arm, &n.container_id, &lro).await
         })
         .await?;
         Ok::<Option<Account>, DeployInfraError>(made.or_else(|| planned.account.clone()))

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::azure::arm::{ArmClient, ArmError, Idempotency};
+use reqwest::Method;
+
+use crate::azure::arm::{ArmClient, ArmError, Idempotency, LroOptions};
 use crate::azure::groups::{Tags, tags_or_empty};
 
 /// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}`.
@@ -103,13 +105,32 @@ pub async fn get_account(arm: &ArmClient, id: &str) -> Result<Option<Account>, A
     arm.get_optional(id).await
 }
 
-/// Creates or updates the account (Location-style long-running operation) and waits.
+/// Creates the account (Location-style long-running operation) and waits.
 pub async fn put_account(
     arm: &ArmClient,
     id: &str,
     body: &serde_json::Value,
+    options: &LroOptions,
 ) -> Result<Account, ArmError> {
-    arm.put(id, body).await
+    arm.put_with(id, body, options).await
+}
+
+/// Updates the given settings and tags of an existing account and waits.
+pub async fn patch_account(
+    arm: &ArmClient,
+    id: &str,
+    body: &serde_json::Value,
+    options: &LroOptions,
+) -> Result<Account, ArmError> {
+    let started = arm
+        .begin(Method::PATCH, id, Some(body), Idempotency::Idempotent)
+        .await?;
+    let value = arm.wait(started, options).await?;
+    serde_json::from_value(value.unwrap_or_default()).map_err(|e| ArmError::Decode {
+        method: "PATCH".into(),
+        path: id.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 /// The container, or `None`.
@@ -118,10 +139,15 @@ pub async fn get_container(arm: &ArmClient, id: &str) -> Result<Option<Container
 }
 
 /// Creates the container or sets its public access.
-pub async fn put_container(arm: &ArmClient, id: &str) -> Result<Container, ArmError> {
-    arm.put(
+pub async fn put_container(
+    arm: &ArmClient,
+    id: &str,
+    options: &LroOptions,
+) -> Result<Container, ArmError> {
+    arm.put_with(
         id,
         &serde_json::json!({"properties": {"publicAccess": "None"}}),
+        options,
     )
     .await
 }
