@@ -30,8 +30,12 @@ pub mod auth;
 pub mod blob;
 pub mod cloud;
 pub mod env;
+pub mod gallery;
+pub mod groups;
 pub mod http;
+pub mod identity;
 pub mod image_template;
+pub mod rbac;
 pub mod storage;
 
 use std::collections::HashMap;

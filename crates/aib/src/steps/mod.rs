@@ -5,5 +5,6 @@
 //! an ARM URL or retry on their own (that is `azure::arm`), and never read the environment (the
 //! binaries do, once). That keeps each step testable in-process against the emulator and lets the
 //! umbrella `aib run` chain them, feeding one step's outcome to the next.
+pub mod deploy_infra;
 pub mod remove_templates;
 pub mod upload_scripts;
