@@ -7,4 +7,5 @@
 //! umbrella `aib run` chain them, feeding one step's outcome to the next.
 pub mod deploy_infra;
 pub mod remove_templates;
+pub mod trigger_build;
 pub mod upload_scripts;

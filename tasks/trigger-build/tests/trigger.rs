@@ -1,0 +1,188 @@
+//! The template trigger-build creates, the build it starts, what-if and the concurrency guard.
+
+use serde_json::json;
+
+use crate::support::{ACCOUNT, CONTAINER, DEFINITION, PREFIX, World, sha256};
+
+const INSTALL: &str = "#!/bin/bash\necho install\n";
+const CONF: &str = "{\"a\": 1}\n";
+
+fn steps() -> serde_json::Value {
+    json!([
+        {"type": "Shell", "name": "install", "script": "install.sh"},
+        {"type": "Shell", "name": "inline", "inline": ["echo hi"]},
+        {"type": "File", "name": "conf", "file": "conf.json", "destination": "/tmp/conf.json"}
+    ])
+}
+
+/// The created template points every uploaded script at its blob with the local file's
+/// SHA-256, distributes to the definition, and its build is running; outputs name it.
+#[tokio::test(flavor = "multi_thread")]
+async fn trigger_creates_the_template_with_checksums_and_starts_the_build() {
+    // Arrange
+    let w = World::start(&[("install.sh", INSTALL), ("conf.json", CONF)]).await;
+    w.parameters(steps());
+
+    // Act
+    let run = w.run(&["--output", "json"]);
+
+    // Assert
+    let outcome = run.expect(0).outcome();
+    let name = outcome["templateName"]
+        .as_str()
+        .expect("templateName")
+        .to_owned();
+    assert!(name.starts_with(&format!("{PREFIX}-20")), "{name}");
+    assert_eq!(name.len(), PREFIX.len() + 20, "{name}");
+    assert!(
+        outcome["templateId"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/imageTemplates/{name}"))
+    );
+    assert!(outcome["startedAt"].as_str().is_some(), "{outcome:#}");
+    let template = w.template(&name).await;
+    let props = &template["properties"];
+    assert_eq!(props["provisioningState"], "Succeeded", "{template:#}");
+    assert_eq!(
+        props["lastRunStatus"]["runState"], "Running",
+        "{template:#}"
+    );
+    let customize = props["customize"].as_array().unwrap();
+    let blob = |n: &str| format!("/{ACCOUNT}/{CONTAINER}/{n}");
+    assert!(
+        customize[0]["scriptUri"]
+            .as_str()
+            .unwrap()
+            .ends_with(&blob("install.sh"))
+    );
+    assert_eq!(customize[0]["sha256Checksum"], sha256(INSTALL.as_bytes()));
+    assert!(customize[1].get("sha256Checksum").is_none());
+    assert!(
+        customize[2]["sourceUri"]
+            .as_str()
+            .unwrap()
+            .ends_with(&blob("conf.json"))
+    );
+    assert_eq!(customize[2]["sha256Checksum"], sha256(CONF.as_bytes()));
+    let d = &props["distribute"][0];
+    assert!(
+        d["galleryImageId"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/images/{DEFINITION}"))
+    );
+    assert_eq!(d["runOutputName"], name.as_str());
+    assert_eq!(d["artifactTags"]["aibInputsHash"], outcome["inputsHash"]);
+    assert_eq!(props["buildTimeoutInMinutes"], 120);
+    assert_eq!(props["vmProfile"]["vmSize"], "Standard_D2ds_v5");
+    assert_eq!(template["tags"]["team"], "platform");
+    assert_eq!(
+        outcome["stagingResourceGroup"], props["exactStagingResourceGroup"],
+        "{outcome:#}"
+    );
+    assert_eq!(w.template_requests("POST"), 1, "one run request");
+}
+
+/// --what-if prints the body it would submit (with the checksums) and sends no write.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_if_prints_the_body_and_sends_no_write() {
+    // Arrange
+    let w = World::start(&[("install.sh", INSTALL), ("conf.json", CONF)]).await;
+    w.parameters(steps());
+    w.emu.clear_requests();
+
+    // Act
+    let run = w.run(&["--what-if", "--output", "json"]);
+
+    // Assert
+    let outcome = run.expect(0).outcome();
+    assert_eq!(outcome["whatIf"], true);
+    assert_eq!(
+        outcome["template"]["properties"]["customize"][0]["sha256Checksum"],
+        sha256(INSTALL.as_bytes())
+    );
+    let writes = w
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET" && r.path.starts_with("/subscriptions/"))
+        .count();
+    assert_eq!(writes, 0, "{:?}", w.emu.requests());
+    let text = w.run(&["--what-if"]);
+    text.expect(0);
+    assert!(
+        text.stderr().contains("\"sha256Checksum\""),
+        "{}",
+        text.stderr()
+    );
+}
+
+/// A second trigger while the first build of the same image runs is refused naming it;
+/// --allow-concurrent starts it anyway.
+#[tokio::test(flavor = "multi_thread")]
+async fn second_trigger_is_refused_while_a_build_of_the_image_runs() {
+    // Arrange
+    let w = World::start(&[("install.sh", INSTALL), ("conf.json", CONF)]).await;
+    w.parameters(steps());
+    let first = w.run(&["--template-name", &format!("{PREFIX}-2026-11-28-10-00-00")]);
+    first.expect(0);
+
+    // Act
+    let second = w.run(&["--template-name", &format!("{PREFIX}-2026-11-28-10-05-00")]);
+
+    // Assert
+    second.expect(1);
+    assert!(
+        second
+            .stderr()
+            .contains(&format!("{PREFIX}-2026-11-28-10-00-00"))
+            && second.stderr().contains("Running"),
+        "{}",
+        second.stderr()
+    );
+    assert_eq!(
+        w.template_requests("PUT"),
+        1,
+        "the refused trigger created nothing"
+    );
+
+    // Act + Assert: the override
+    let third = w.run(&[
+        "--template-name",
+        &format!("{PREFIX}-2026-11-28-10-06-00"),
+        "--allow-concurrent",
+    ]);
+    third.expect(0);
+    assert_eq!(
+        w.template(&format!("{PREFIX}-2026-11-28-10-06-00")).await["properties"]["lastRunStatus"]["runState"],
+        "Running"
+    );
+}
+
+/// A template whose creation fails (the identity cannot read the scripts account) is
+/// reported with the service's message and the fix; exit 1, no run.
+#[tokio::test(flavor = "multi_thread")]
+async fn creation_failure_reports_the_service_message() {
+    // Arrange: the script is named but the blob was never uploaded.
+    let w = World::start(&[]).await;
+    std::fs::write(w.root.path().join("up/install.sh"), INSTALL).unwrap();
+    w.parameters(json!([{"type": "Shell", "script": "install.sh"}]));
+
+    // Act
+    let run = w.run(&[]);
+
+    // Assert
+    run.expect(1);
+    assert!(
+        run.stderr().contains("creating image template"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("delete it"), "{}", run.stderr());
+    assert_eq!(
+        w.template_requests("POST"),
+        0,
+        "no run after a failed creation"
+    );
+}
