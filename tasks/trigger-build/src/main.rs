@@ -23,6 +23,7 @@ Examples:
   trigger-build --env sbx --what-if              print the template JSON it would submit
   trigger-build --env dev --template-name it-x   use this template name
   trigger-build --env local --output json        templateName, templateId, staging group, start time
+  trigger-build --env prd --skip-if-unchanged    no new build when the newest image has the same inputs
 
 Exit codes: 0 ok, 1 Azure operation failed (or a build of this image is running), 2 bad input,
 3 timeout, 130 interrupted.";
@@ -54,6 +55,12 @@ struct Cli {
     /// Start even when a build of the same image (same prefix and resource group) is running.
     #[arg(long)]
     allow_concurrent: bool,
+
+    /// Create nothing when the newest version of the image definition already carries the hash
+    /// of this build's inputs (source, customization steps with every script's SHA-256, VM
+    /// profile); outputs `skipped=true` and the version id.
+    #[arg(long)]
+    skip_if_unchanged: bool,
 
     /// Blob endpoint to use instead of the account's `primaryEndpoints.blob` from ARM.
     /// Example: `--blob-endpoint https://staib.blob.core.windows.net/`.
@@ -135,6 +142,7 @@ fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
         template_name: cli.template_name.clone(),
         what_if: cli.run.what_if,
         allow_concurrent: cli.allow_concurrent,
+        skip_if_unchanged: cli.skip_if_unchanged,
         blob_endpoint: cli.blob_endpoint.clone(),
         commit,
         run_url,
@@ -216,6 +224,9 @@ mod tests {
                 Some("https://dev.azure.com/org/proj/_build/results?buildId=7".into())
             )
         );
-        assert_eq!(provenance(&Env::from_pairs::<&str, String>([])), (None, None));
+        assert_eq!(
+            provenance(&Env::from_pairs::<&str, String>([])),
+            (None, None)
+        );
     }
 }

@@ -31,7 +31,7 @@ pub struct World {
     pub sub: String,
 }
 
-fn knobs() -> KnobValues {
+fn knobs(build: Duration) -> KnobValues {
     let mut k = KnobValues {
         time_scale: 600.0,
         list_lag: Duration::from_secs(0),
@@ -43,8 +43,7 @@ fn knobs() -> KnobValues {
         ..Default::default()
     };
     k.aib.create = Duration::from_secs(60);
-    // Ten emulated hours (a minute of real time): builds are still running when a test looks.
-    k.aib.build = Duration::from_secs(36_000);
+    k.aib.build = build;
     k
 }
 
@@ -52,11 +51,17 @@ impl World {
     /// Starts the emulator and creates what deploy-infra and upload-scripts would: uploads
     /// `scripts` (name, content) to the container and writes them to `up/`.
     pub async fn start(scripts: &[(&str, &str)]) -> World {
+        // Ten emulated hours (a minute of real time): builds are still running when a test looks.
+        World::start_with(scripts, Duration::from_secs(36_000)).await
+    }
+
+    /// [`World::start`] with builds spending `build` (emulated) in `Building`.
+    pub async fn start_with(scripts: &[(&str, &str)], build: Duration) -> World {
         let emu = Emulator::start(EmulatorConfig {
             azurite: true,
             time_scale: 600.0,
             token_lifetime: Duration::from_secs(3_600_000),
-            knobs: knobs(),
+            knobs: knobs(build),
             ..Default::default()
         })
         .await
@@ -135,14 +140,34 @@ impl World {
             root,
             sub,
         };
-        let container = w.container();
         for (name, content) in scripts {
-            std::fs::write(w.root.path().join("up").join(name), content).unwrap();
-            container
-                .put_simple(name, content.as_bytes().to_vec())
-                .await;
+            w.upload(name, content).await;
         }
         w
+    }
+
+    /// Writes `up/<name>` and uploads it, as upload-scripts would.
+    pub async fn upload(&self, name: &str, content: &str) {
+        std::fs::write(self.root.path().join("up").join(name), content).unwrap();
+        self.container()
+            .put_simple(name, content.as_bytes().to_vec())
+            .await;
+    }
+
+    /// Waits (up to a minute) until the template's build is no longer running; its state.
+    pub async fn wait_for_build(&self, name: &str) -> String {
+        for _ in 0..600 {
+            let t = self.template(name).await;
+            let state = t["properties"]["lastRunStatus"]["runState"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if !state.is_empty() && state != "Running" {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the build of {name} still runs after a minute");
     }
 
     /// Writes the parameter file with these customization steps.
@@ -205,7 +230,7 @@ impl World {
     pub async fn template(&self, name: &str) -> Value {
         self.azure
             .arm
-            .get(&aib::steps::trigger_build::template_path(
+            .get(&aib::azure::image_template::template_id(
                 &self.sub, GROUP, name,
             ))
             .await

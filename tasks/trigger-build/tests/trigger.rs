@@ -180,9 +180,54 @@ async fn creation_failure_reports_the_service_message() {
         run.stderr()
     );
     assert!(run.stderr().contains("delete it"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("NoCustomizerScript") && run.stderr().contains("upload-scripts"),
+        "{}",
+        run.stderr()
+    );
     assert_eq!(
         w.template_requests("POST"),
         0,
         "no run after a failed creation"
     );
+}
+
+/// --skip-if-unchanged: after a build succeeded, the same inputs create no template and name
+/// the version that holds them; one changed script byte builds again.
+#[tokio::test(flavor = "multi_thread")]
+async fn skip_if_unchanged_builds_only_when_a_script_changed() {
+    // Arrange: one finished build (short builds on this emulator).
+    let w = World::start_with(
+        &[("install.sh", INSTALL), ("conf.json", CONF)],
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    w.parameters(steps());
+    let first = w.run(&["--skip-if-unchanged", "--output", "json"]);
+    let first = first.expect(0).outcome();
+    assert_eq!(first["skipped"], false);
+    let name = first["templateName"].as_str().unwrap().to_owned();
+    assert_eq!(w.wait_for_build(&name).await, "Succeeded");
+
+    // Act: nothing changed
+    let again = w.run(&["--skip-if-unchanged", "--output", "json"]);
+
+    // Assert
+    let again = again.expect(0).outcome();
+    assert_eq!(again["skipped"], true, "{again:#}");
+    assert!(
+        again["existingVersionId"]
+            .as_str()
+            .is_some_and(|v| v.contains(&format!("/images/{DEFINITION}/versions/"))),
+        "{again:#}"
+    );
+    assert_eq!(w.template_requests("PUT"), 1, "no second template");
+
+    // Act + Assert: one byte of one script changed → a new template and build
+    w.upload("install.sh", "#!/bin/bash\necho install!\n").await;
+    let changed = w.run(&["--skip-if-unchanged", "--output", "json"]);
+    let changed = changed.expect(0).outcome();
+    assert_eq!(changed["skipped"], false, "{changed:#}");
+    assert_ne!(changed["inputsHash"], first["inputsHash"]);
+    assert_eq!(w.template_requests("PUT"), 2);
 }

@@ -284,6 +284,33 @@ pub async fn cancel_run(arm: &ArmClient, id: &str, options: &LroOptions) -> Resu
     arm.wait(started, options).await.map(|_| ())
 }
 
+/// Creates a template from `body` (its PUT body) and follows the creation to its end: Image
+/// Builder validates it, checks the identity, downloads the scripts and creates the staging
+/// group before it says `Succeeded`. A failure leaves a `Failed` template that must be deleted
+/// before a template of that name can be submitted again (contract 8.8).
+pub async fn create_template<B: Serialize + ?Sized>(
+    arm: &ArmClient,
+    id: &str,
+    body: &B,
+    options: &LroOptions,
+) -> Result<ImageTemplate, ArmError> {
+    arm.put_with(id, body, options).await
+}
+
+/// Starts a build (`POST …/run`) and returns once Image Builder accepted it, without following
+/// the run's operation (it lasts as long as the build; wait-for-build follows it). Not re-sent
+/// after a failure that may have reached Azure: a second run request would be refused anyway.
+pub async fn start_run(arm: &ArmClient, id: &str) -> Result<(), ArmError> {
+    arm.send(
+        reqwest::Method::POST,
+        &format!("{id}/run"),
+        None::<&()>,
+        Idempotency::NotIdempotent,
+    )
+    .await
+    .map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

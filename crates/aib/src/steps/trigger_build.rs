@@ -21,13 +21,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
-use crate::azure::arm::{ArmError, Idempotency, LroOptions};
+use crate::azure::arm::{ArmError, LroOptions};
+use crate::azure::image_template::{self, RunState};
 use crate::azure::storage::{self, StorageAccountId};
 use crate::azure::{Azure, AzureError, gallery, identity};
 use crate::config::{CustomizationStep, ImageParameters, ImageSource, ParameterFile};
@@ -51,6 +51,9 @@ pub struct Options {
     pub what_if: bool,
     /// Start even when a build of the same image is running.
     pub allow_concurrent: bool,
+    /// Create nothing when the newest version of the image definition already carries this
+    /// build's inputs hash.
+    pub skip_if_unchanged: bool,
     /// The blob endpoint to use instead of the account's `primaryEndpoints.blob`.
     pub blob_endpoint: Option<Url>,
     /// The commit being built (artifact tag).
@@ -116,11 +119,7 @@ pub enum TriggerError {
         state: String,
     },
     /// Creating the template failed (validation, permissions, a script that cannot be read).
-    #[error(
-        "creating image template '{name}' failed: {}{}",
-        source.code().map(|c| format!("{c}: ")).unwrap_or_default(),
-        service_message(source)
-    )]
+    #[error("creating image template '{name}' failed")]
     Create {
         /// Template name.
         name: String,
@@ -175,6 +174,11 @@ impl TriggerError {
                 let mut hint = format!(
                     "a template whose creation failed stays in the resource group; delete it (remove-templates, or az image builder delete -n {name}) before you retry"
                 );
+                if source.code() == Some("NoCustomizerScript") {
+                    hint.push_str(
+                        "; a script it names is not in the container: run upload-scripts first",
+                    );
+                }
                 if text.contains("Not authorized") || text.contains("Unauthorized") {
                     hint.push_str(
                         "; the template's identity needs Storage Blob Data Reader on the scripts account (deploy-infra grants it)",
@@ -233,6 +237,11 @@ pub struct Outcome {
     pub inputs_hash: String,
     /// Every uploaded file the steps use, with its URL and SHA-256.
     pub files: Vec<ResolvedFile>,
+    /// `--skip-if-unchanged` found the same inputs in the newest image version: nothing was
+    /// created or started.
+    pub skipped: bool,
+    /// The image version that already holds this content (when skipped).
+    pub existing_version_id: Option<String>,
     /// The body submitted (or, with `--what-if`, that would be).
     pub template: Value,
     /// Wall time in milliseconds.
@@ -318,13 +327,6 @@ fn staging_group_id(subscription: &str, value: &str) -> String {
     }
 }
 
-/// The ARM path of template `name` of this parameter file.
-pub fn template_path(subscription: &str, resource_group: &str, name: &str) -> String {
-    format!(
-        "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.VirtualMachineImages/imageTemplates/{name}"
-    )
-}
-
 /// `properties.source`: the model's own serialization (Azure's field names), with `version`
 /// defaulting to `latest`.
 fn source_body(source: &ImageSource) -> Value {
@@ -358,11 +360,32 @@ fn customizer_body(step: &CustomizationStep, files: &BTreeMap<String, ResolvedFi
     value
 }
 
-/// The hash of what decides the image's content: the source reference and the customization
-/// steps with their checksums (not the name, time or run metadata).
-pub fn inputs_hash(source: &Value, customize: &Value) -> String {
-    let canonical = json!({"source": source, "customize": customize}).to_string();
+/// The hash of what decides the image's content: the source reference, the customization
+/// steps with their checksums (so every referenced script's bytes) and the VM profile (disk
+/// size) — not the template name, time or run metadata.
+pub fn inputs_hash(source: &Value, customize: &Value, vm_profile: &Value) -> String {
+    let canonical =
+        json!({"source": source, "customize": customize, "vmProfile": vm_profile}).to_string();
     hex(&Sha256::digest(canonical.as_bytes()))
+}
+
+/// The newest succeeded version of a definition by version number (`major.minor.patch`).
+pub fn newest_version(versions: &[Value]) -> Option<&Value> {
+    let number = |v: &Value| -> Option<(u64, u64, u64)> {
+        let name = v["name"].as_str()?;
+        let mut parts = name.split('.').map(|p| p.parse::<u64>().ok());
+        Some((parts.next()??, parts.next()??, parts.next()??))
+    };
+    versions
+        .iter()
+        .filter(|v| {
+            v["properties"]["provisioningState"]
+                .as_str()
+                .is_none_or(|s| s.eq_ignore_ascii_case("Succeeded"))
+        })
+        .filter_map(|v| number(v).map(|n| (n, v)))
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, v)| v)
 }
 
 /// The whole PUT body for the template (api-version 2024-02-01 fields only). Pure: the same
@@ -382,7 +405,14 @@ pub fn template_body(p: &ImageParameters, inputs: &BodyInputs) -> Value {
             .map(|s| customizer_body(s, &inputs.files))
             .collect(),
     );
-    let hash = inputs_hash(&source, &customize);
+    let mut vm = Map::new();
+    if let Some(size) = &t.vm_size {
+        vm.insert("vmSize".into(), json!(size));
+    }
+    if let Some(gb) = t.os_disk_size_gb.filter(|gb| *gb > 0) {
+        vm.insert("osDiskSizeGB".into(), json!(gb));
+    }
+    let hash = inputs_hash(&source, &customize, &Value::Object(vm.clone()));
 
     let mut artifact_tags = Map::new();
     artifact_tags.insert(INPUTS_HASH_TAG.into(), json!(hash));
@@ -417,13 +447,6 @@ pub fn template_body(p: &ImageParameters, inputs: &BodyInputs) -> Value {
     properties.insert("distribute".into(), json!([distributor]));
     if let Some(m) = t.build_timeout_in_minutes {
         properties.insert("buildTimeoutInMinutes".into(), json!(m));
-    }
-    let mut vm = Map::new();
-    if let Some(size) = &t.vm_size {
-        vm.insert("vmSize".into(), json!(size));
-    }
-    if let Some(gb) = t.os_disk_size_gb.filter(|gb| *gb > 0) {
-        vm.insert("osDiskSizeGB".into(), json!(gb));
     }
     if !vm.is_empty() {
         properties.insert("vmProfile".into(), Value::Object(vm));
@@ -531,7 +554,7 @@ pub async fn trigger_build(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let path = template_path(&sub, &p.resource_group_name, &name);
+    let path = image_template::template_id(&sub, &p.resource_group_name, &name);
     let mut outcome = Outcome {
         template_name: name.clone(),
         template_id: path.clone(),
@@ -540,11 +563,39 @@ pub async fn trigger_build(
             .map(str::to_owned),
         started_at: None,
         what_if: options.what_if,
-        inputs_hash: hash,
+        inputs_hash: hash.clone(),
         files: inputs.files.values().cloned().collect(),
+        skipped: false,
+        existing_version_id: None,
         template: body.clone(),
         elapsed_ms: 0,
     };
+
+    // 3. Change detection: the newest image version already built from these inputs.
+    if options.skip_if_unchanged {
+        let definition = gallery::image_definition_id(
+            &gallery::gallery_id(&sub, &p.resource_group_name, &p.gallery_name),
+            &p.image_definition.name,
+        );
+        let versions: Vec<Value> = match azure.arm.list(&format!("{definition}/versions")).await {
+            Ok(v) => v,
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(source) => {
+                return Err(TriggerError::Arm {
+                    what: format!("listing the versions of image definition '{definition}'"),
+                    source,
+                });
+            }
+        };
+        if let Some(newest) = newest_version(&versions)
+            && newest["tags"][INPUTS_HASH_TAG].as_str() == Some(hash.as_str())
+        {
+            outcome.skipped = true;
+            outcome.existing_version_id = newest["id"].as_str().map(str::to_owned);
+            finish(reporter.as_ref(), &mut outcome, started);
+            return Ok(outcome);
+        }
+    }
 
     if options.what_if {
         reporter.info(&format!(
@@ -555,80 +606,64 @@ pub async fn trigger_build(
         return Ok(outcome);
     }
 
-    // 3. The concurrency guard.
+    // 4. The concurrency guard.
     if !options.allow_concurrent {
-        let list = format!(
-            "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.VirtualMachineImages/imageTemplates",
-            p.resource_group_name
-        );
-        let templates: Vec<Value> =
-            azure
-                .arm
-                .list(&list)
-                .await
-                .map_err(|source| TriggerError::Arm {
-                    what: format!(
-                        "listing image templates in resource group '{}'",
-                        p.resource_group_name
-                    ),
-                    source,
-                })?;
+        let templates = image_template::list_templates(&azure.arm, &sub, &p.resource_group_name)
+            .await
+            .map_err(|source| TriggerError::Arm {
+                what: format!(
+                    "listing image templates in resource group '{}'",
+                    p.resource_group_name
+                ),
+                source,
+            })?;
         for t in &templates {
-            let other = t["name"].as_str().unwrap_or_default();
-            let state = t["properties"]["lastRunStatus"]["runState"]
-                .as_str()
-                .unwrap_or_default();
-            if p.image_template.is_own_template(other)
-                && (state.eq_ignore_ascii_case("Running")
-                    || state.eq_ignore_ascii_case("Canceling"))
+            if let Some(state @ (RunState::Running | RunState::Canceling)) = t.run_state()
+                && p.image_template.is_own_template(&t.name)
             {
                 return Err(TriggerError::BuildRunning {
-                    name: other.to_owned(),
+                    name: t.name.clone(),
                     resource_group: p.resource_group_name.clone(),
-                    state: state.to_owned(),
+                    state: format!("{state:?}"),
                 });
             }
         }
     }
 
-    // 4. Create, following the operation to its end.
+    // 5. Create, following the operation to its end.
     reporter.info(&format!("Creating image template '{name}'"));
-    let created: Value = azure
-        .arm
-        .put_with(&path, &body, &LroOptions::default())
+    let created = image_template::create_template(&azure.arm, &path, &body, &LroOptions::default())
         .await
         .map_err(|source| TriggerError::Create {
             name: name.clone(),
             source,
         })?;
-    if let Some(id) = created["id"].as_str() {
-        outcome.template_id = id.to_owned();
+    if !created.id.is_empty() {
+        outcome.template_id = created.id.clone();
     }
 
-    // 5. Start the build; wait-for-build follows it.
-    azure
-        .arm
-        .send(
-            Method::POST,
-            &format!("{path}/run"),
-            None::<&()>,
-            Idempotency::NotIdempotent,
-        )
+    // 6. Start the build; wait-for-build follows it.
+    image_template::start_run(&azure.arm, &path)
         .await
         .map_err(|source| TriggerError::Arm {
             what: format!("starting the build of image template '{name}'"),
             source,
         })?;
-    let after: Option<Value> = azure.arm.get_optional(&path).await.ok().flatten();
-    let after = after.unwrap_or(created);
-    outcome.staging_resource_group = after["properties"]["exactStagingResourceGroup"]
-        .as_str()
+    // The run's start time and the staging group in use; the build is started either way.
+    let after = image_template::get_template(&azure.arm, &path)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(created);
+    outcome.staging_resource_group = after
+        .staging_group_id()
         .map(str::to_owned)
         .or(outcome.staging_resource_group);
     outcome.started_at = Some(
-        after["properties"]["lastRunStatus"]["startTime"]
-            .as_str()
-            .map(str::to_owned)
+        after
+            .properties
+            .last_run_status
+            .and_then(|s| s.start_time)
             .unwrap_or_else(|| {
                 time::OffsetDateTime::now_utc()
                     .format(&time::format_description::well_known::Rfc3339)
@@ -642,7 +677,12 @@ pub async fn trigger_build(
 /// Outputs, the summary line and table, and the outcome document.
 fn finish(reporter: &dyn Reporter, outcome: &mut Outcome, started: Instant) {
     outcome.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let line = if outcome.what_if {
+    let line = if let (true, Some(v)) = (outcome.skipped, &outcome.existing_version_id) {
+        format!(
+            "unchanged: image version {v} was built from the same inputs (hash {}); no template created",
+            outcome.inputs_hash
+        )
+    } else if outcome.what_if {
         format!(
             "what-if: would create image template {} ({} uploaded files with SHA-256) and start its build",
             outcome.template_name,
@@ -667,6 +707,11 @@ fn finish(reporter: &dyn Reporter, outcome: &mut Outcome, started: Instant) {
         ("startTime", outcome.started_at.clone().unwrap_or_default()),
         ("inputsHash", outcome.inputs_hash.clone()),
         ("whatIf", outcome.what_if.to_string()),
+        ("skipped", outcome.skipped.to_string()),
+        (
+            "existingVersionId",
+            outcome.existing_version_id.clone().unwrap_or_default(),
+        ),
     ];
     for (name, value) in outputs {
         if let Err(e) = reporter.output(name, &value) {
@@ -907,6 +952,20 @@ mod tests {
             hashes["b.sh"],
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    /// The newest succeeded version wins by number, not by listing order or text.
+    #[test]
+    fn newest_version_compares_numbers() {
+        let v = |name: &str, state: &str| json!({"id": format!("/v/{name}"), "name": name, "properties": {"provisioningState": state}});
+        let list = [
+            v("1.0.10", "Succeeded"),
+            v("1.0.9", "Succeeded"),
+            v("2.0.0", "Failed"),
+            v("latest", "Succeeded"),
+        ];
+        assert_eq!(newest_version(&list).unwrap()["name"], "1.0.10");
+        assert!(newest_version(&[]).is_none());
     }
 
     /// Template names follow Image Builder's rule.
