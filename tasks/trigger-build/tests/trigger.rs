@@ -231,3 +231,100 @@ async fn skip_if_unchanged_builds_only_when_a_script_changed() {
     assert_ne!(changed["inputsHash"], first["inputsHash"]);
     assert_eq!(w.template_requests("PUT"), 2);
 }
+
+/// On GitHub Actions the template name, id, staging group and start time become step outputs
+/// and the job summary names the template and each script's SHA-256.
+#[tokio::test(flavor = "multi_thread")]
+async fn github_outputs_and_summary_name_the_template() {
+    // Arrange
+    let w = World::start(&[("install.sh", INSTALL), ("conf.json", CONF)]).await;
+    w.parameters(steps());
+    let output = w.root.path().join("github_output");
+    let summary = w.root.path().join("github_summary");
+
+    // Act
+    let run = w
+        .command(&["--template-name", "it-test-2026-11-28-12-00-00"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("GITHUB_SHA", "0123abcd")
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_REPOSITORY", "o/r")
+        .env("GITHUB_RUN_ID", "99")
+        .output()
+        .unwrap();
+
+    // Assert
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let outputs = std::fs::read_to_string(&output).unwrap();
+    for needle in [
+        "templateName<<",
+        "it-test-2026-11-28-12-00-00",
+        "templateId<<",
+        "/imageTemplates/it-test-2026-11-28-12-00-00",
+        "stagingResourceGroup<<",
+        "startTime<<",
+        "inputsHash<<",
+    ] {
+        assert!(outputs.contains(needle), "{needle} in {outputs}");
+    }
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(summary.contains("### trigger-build"), "{summary}");
+    assert!(summary.contains(&sha256(INSTALL.as_bytes())), "{summary}");
+    let tags = &w.template("it-test-2026-11-28-12-00-00").await["properties"]["distribute"][0]["artifactTags"];
+    assert_eq!(tags["aibCommit"], "0123abcd");
+    assert_eq!(tags["aibRunUrl"], "https://github.com/o/r/actions/runs/99");
+}
+
+/// Every parameter-file feature the body maps (File step, target regions with replicas,
+/// versioning, excludeFromLatest, OS disk size, a staging group by name, a gallery version
+/// source and a managed image source) passes Image Builder's strict validator.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_mapped_field_passes_the_strict_validator() {
+    // Arrange
+    let w = World::start(&[("install.sh", INSTALL), ("conf.json", CONF)]).await;
+    let sub = w.sub.clone();
+    let sources = [
+        json!({"type": "PlatformImage", "publisher": "Canonical", "offer": "o", "sku": "s"}),
+        json!({"type": "SharedImageVersion", "imageVersionId": format!(
+            "/subscriptions/{sub}/resourceGroups/rg-aib-test/providers/Microsoft.Compute/galleries/gal_aib_test/images/ubuntu/versions/latest")}),
+        json!({"type": "ManagedImage", "imageId": format!(
+            "/subscriptions/{sub}/resourceGroups/rg-aib-test/providers/Microsoft.Compute/images/base")}),
+    ];
+    for (i, source) in sources.iter().enumerate() {
+        let mut file: serde_json::Value =
+            serde_json::from_str(&crate::support::parameter_file(steps())).unwrap();
+        let t = &mut file["parameters"]["imageTemplate"]["value"];
+        t["imageSource"] = source.clone();
+        t.as_object_mut().unwrap().remove("replicationRegions");
+        t["targetRegions"] = json!([{"name": "westeurope", "replicaCount": 2, "storageAccountType": "Standard_ZRS"}]);
+        t["excludeFromLatest"] = json!(true);
+        t["osDiskSizeGB"] = json!(64);
+        t["stagingResourceGroup"] = json!(format!("rg-stage-{i}"));
+        std::fs::write(
+            w.root.path().join("parameters/test.image.parameters.json"),
+            file.to_string(),
+        )
+        .unwrap();
+
+        // Act
+        let name = format!("it-test-2026-11-28-11-00-0{i}");
+        let run = w.run(&["--template-name", &name, "--allow-concurrent"]);
+
+        // Assert
+        run.expect(0);
+        let template = w.template(&name).await;
+        assert_eq!(template["properties"]["provisioningState"], "Succeeded");
+        assert_eq!(
+            template["properties"]["stagingResourceGroup"],
+            format!("/subscriptions/{sub}/resourceGroups/rg-stage-{i}")
+        );
+    }
+}

@@ -462,7 +462,7 @@ async fn run(
             "Reading what exists in subscription {} (resource group {}, {})",
             names.subscription, names.resource_group, names.location
         ));
-        let planned = plan::plan(&azure.arm, parameters, &names, options).await?;
+        let planned = plan::plan(&azure.arm, parameters, &names).await?;
         outcome.resources = planned.resources.clone();
         print_plan(reporter.as_ref(), &planned.resources, &planned.conflicts);
         planned

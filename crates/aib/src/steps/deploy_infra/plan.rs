@@ -6,7 +6,7 @@
 use futures::future::join_all;
 
 use super::storage::{self, Account, Container};
-use super::{Action, Change, DeployInfraError, Kind, Options, Resource, RoleMode, Status};
+use super::{Action, Change, DeployInfraError, Kind, Resource, RoleMode, Status};
 use crate::azure::arm::{ArmClient, ArmError};
 use crate::azure::gallery::{
     self, Feature, Gallery, GalleryBody, GalleryProperties, ImageDefinition, ImageDefinitionBody,
@@ -229,8 +229,12 @@ impl Push<'_> {
         name: &str,
         id: &str,
         action: Action,
-        changes: Vec<Change>,
+        mut changes: Vec<Change>,
     ) -> usize {
+        // What does not exist yet has no "from": only a provider's registration is shown.
+        if action == Action::Create && kind != Kind::Provider {
+            changes.clear();
+        }
         self.0.push(Resource {
             kind,
             name: name.to_owned(),
@@ -252,7 +256,6 @@ pub async fn plan(
     arm: &ArmClient,
     file: &ParameterFile,
     n: &Names,
-    options: &Options,
 ) -> Result<Planned, DeployInfraError> {
     let p = &file.parameters;
     let providers = join_all(
@@ -817,7 +820,6 @@ pub async fn plan(
             index,
         });
     }
-    let _ = options;
 
     Ok(Planned {
         resources,
