@@ -42,7 +42,7 @@ use crate::report::{Reporter, StepStatus};
 pub const STEP: &str = "deploy-infra";
 
 /// Which roles Image Builder's identity gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum RoleMode {
     /// A custom role on the resource group with only the actions image creation and
@@ -89,7 +89,7 @@ pub struct Options {
 }
 
 /// What kind of resource a plan entry is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Kind {
     /// A resource provider registration.
@@ -130,7 +130,7 @@ impl Kind {
 }
 
 /// What the plan does with a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Action {
     /// It does not exist (a provider: it is not registered).
@@ -152,7 +152,7 @@ impl Action {
 }
 
 /// One property an update changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Change {
     /// The property (`tags.environment`, `minimumTlsVersion`, …).
     pub property: String,
@@ -172,7 +172,7 @@ impl fmt::Display for Change {
 }
 
 /// Where a resource stands once the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Status {
     /// Planned only (`--what-if`, or the run stopped before applying anything).
@@ -188,7 +188,7 @@ pub enum Status {
 }
 
 /// One resource of the plan and what became of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Resource {
     /// What it is.
@@ -207,7 +207,7 @@ pub struct Resource {
 }
 
 /// The values later steps and people need, also written as step outputs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Outputs {
     /// Resource group name.
@@ -248,7 +248,7 @@ impl Outputs {
 }
 
 /// The step's result: the plan, what became of each resource, and the outputs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Outcome {
     /// The parameter file.
@@ -563,4 +563,51 @@ pub fn summary_markdown(outcome: &Outcome) -> String {
         ));
     }
     md
+}
+
+/// The JSON Schema of [`Outcome`] (what `--output json` prints as `outcome`).
+pub fn outcome_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Outcome)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outcome's JSON format is reviewed like code: any change shows in this snapshot.
+    #[test]
+    fn outcome_schema_is_stable() {
+        insta::assert_json_snapshot!(outcome_schema());
+    }
+
+    /// The summary has a row per resource with the properties an update changes.
+    #[test]
+    fn summary_lists_each_resource_with_its_plan_and_result() {
+        let outcome = Outcome {
+            file: "p.json".into(),
+            subscription_id: "s".into(),
+            what_if: false,
+            role_mode: RoleMode::LeastPrivilege,
+            resources: vec![Resource {
+                kind: Kind::StorageAccount,
+                name: "st".into(),
+                id: "/x".into(),
+                action: Action::Update,
+                changes: vec![Change {
+                    property: "minimumTlsVersion".into(),
+                    from: Some("TLS1_0".into()),
+                    to: "TLS1_2".into(),
+                }],
+                status: Status::Applied,
+            }],
+            outputs: None,
+            interrupted: false,
+            error: None,
+        };
+        assert_eq!(
+            summary_markdown(&outcome),
+            "### deploy-infra\n\n| Resource | Name | Plan | Result |\n|---|---|---|---|\n\
+             | storage account | `st` | update (minimumTlsVersion) | done |\n"
+        );
+    }
 }
