@@ -100,6 +100,14 @@ async fn caller_assignments(
     }
 }
 
+/// Whether an assignment ARM listed for the caller at or around the subscription applies at
+/// `target`: the same scope or a parent, or a management group / the root (ARM only lists those
+/// above the subscription, so they are its ancestors).
+fn applies_at(assignment_scope: &str, target: &str) -> bool {
+    let scope = assignment_scope.to_ascii_lowercase();
+    !scope.starts_with("/subscriptions/") || rbac::scope_covers(assignment_scope, target)
+}
+
 /// Fails with every missing permission (or, with `what_if`, warns) before anything changes.
 pub async fn check_permissions(
     azure: &Azure,
@@ -151,7 +159,7 @@ pub async fn check_permissions(
         .into_iter()
         .filter(|(action, scope)| {
             !assignments.iter().any(|a| {
-                rbac::scope_covers(&a.properties.scope, scope)
+                applies_at(&a.properties.scope, scope)
                     && roles
                         .get(&rbac::role_guid_of(&a.properties.role_definition_id))
                         .and_then(Option::as_ref)
@@ -210,4 +218,44 @@ pub async fn register_provider(
             // Still registering after ten minutes: let the resource writes say so.
             None => Ok(()),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Assignments at the same scope, a parent, a management group or the root apply; a
+    /// sibling resource group's do not.
+    #[test]
+    fn assignments_apply_at_their_scope_and_below() {
+        let rg = "/subscriptions/s/resourceGroups/rg";
+        assert!(applies_at("/subscriptions/s", rg));
+        assert!(applies_at(
+            rg,
+            &format!("{rg}/providers/Microsoft.Compute/galleries/g")
+        ));
+        assert!(applies_at(
+            "/providers/Microsoft.Management/managementGroups/mg",
+            rg
+        ));
+        assert!(applies_at("/", rg));
+        assert!(!applies_at("/subscriptions/s/resourceGroups/other", rg));
+    }
+
+    /// The roles named for each missing action are the ones that grant it.
+    #[test]
+    fn missing_actions_name_the_roles_that_grant_them() {
+        assert!(
+            roles_granting("Microsoft.Authorization/roleAssignments/write")
+                .starts_with("Role Based Access Control Administrator")
+        );
+        assert!(
+            roles_granting("Microsoft.Compute/register/action")
+                .contains("az provider register --namespace Microsoft.Compute")
+        );
+        assert_eq!(
+            roles_granting("Microsoft.Compute/galleries/write"),
+            "Contributor or Owner"
+        );
+    }
 }
