@@ -9,3 +9,4 @@ pub mod deploy_infra;
 pub mod remove_templates;
 pub mod trigger_build;
 pub mod upload_scripts;
+pub mod wait_for_build;

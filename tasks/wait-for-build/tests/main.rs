@@ -1,0 +1,7 @@
+//! Integration tests of the `wait-for-build` binary against `aib-emulator`'s Image Builder on a
+//! fast clock (one emulator per test): success with the image version, a failing build, the
+//! timeout leaving the build running and re-attaching, bad input.
+
+mod support;
+
+mod wait;

@@ -1,0 +1,240 @@
+//! One emulator per test with the image's infrastructure (group, identity with Contributor,
+//! gallery and definition), a temp repository root with a parameter file, a template built
+//! from it by `steps::trigger_build::template_body` and started, and the real binary.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use aib::azure::env::{self, Env};
+use aib::azure::{Azure, AzureSettings, NoObserver, image_template};
+use aib::steps::trigger_build::{BodyInputs, template_body};
+use aib_emulator::{Emulator, EmulatorConfig, KnobValues};
+use serde_json::{Value, json};
+
+pub const GROUP: &str = "rg-aib-test";
+const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+
+/// A running emulator with the infrastructure, and a repository root.
+pub struct World {
+    pub emu: Emulator,
+    pub azure: Azure,
+    pub root: tempfile::TempDir,
+    pub sub: String,
+}
+
+impl World {
+    /// Starts the emulator (600x clock; builds spend `build` emulated in `Building`; a run
+    /// fails in `fail_in` when given).
+    pub async fn start(build: Duration, fail_in: Option<&str>) -> World {
+        let mut k = KnobValues {
+            time_scale: 600.0,
+            list_lag: Duration::from_secs(0),
+            lro_duration: Duration::from_secs(6),
+            lro_polls: 1,
+            lro_retry_after: 0,
+            rbac_propagation_delay: Duration::from_secs(0),
+            principal_visibility_delay: Duration::from_secs(0),
+            ..Default::default()
+        };
+        k.aib.create = Duration::from_secs(60);
+        k.aib.build = build;
+        k.aib.fail_in = fail_in.map(str::to_owned);
+        let emu = Emulator::start(EmulatorConfig {
+            azurite: true,
+            time_scale: 600.0,
+            token_lifetime: Duration::from_secs(3_600_000),
+            knobs: k,
+            ..Default::default()
+        })
+        .await
+        .expect("the emulator starts");
+        let settings = AzureSettings::from_args(&Default::default(), &secret_env(&emu))
+            .expect("settings resolve");
+        let azure = aib::azure::connect(&settings, std::sync::Arc::new(NoObserver)).unwrap();
+        let sub = emu.subscription_id().to_owned();
+        let rg = format!("/subscriptions/{sub}/resourceGroups/{GROUP}");
+        let _: Value = azure
+            .arm
+            .put(&rg, &json!({"location": "westeurope"}))
+            .await
+            .expect("resource group");
+        let identity: Value = azure
+            .arm
+            .put(
+                &aib::azure::identity::identity_id(&sub, GROUP, "id-aib-test"),
+                &json!({"location": "westeurope"}),
+            )
+            .await
+            .expect("identity");
+        let principal = identity["properties"]["principalId"]
+            .as_str()
+            .expect("principalId")
+            .to_owned();
+        emu.grant(&principal, CONTRIBUTOR, &rg);
+        let gallery = aib::azure::gallery::gallery_id(&sub, GROUP, "gal_aib_test");
+        let _: Value = azure
+            .arm
+            .put(&gallery, &json!({"location": "westeurope"}))
+            .await
+            .expect("gallery");
+        let _: Value = azure
+            .arm
+            .put(
+                &aib::azure::gallery::image_definition_id(&gallery, "ubuntu"),
+                &json!({"location": "westeurope", "properties": {
+                    "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
+                    "identifier": {"publisher": "aib", "offer": "agent", "sku": "u2204"}}}),
+            )
+            .await
+            .expect("image definition");
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("parameters")).unwrap();
+        std::fs::write(
+            root.path().join("parameters/test.image.parameters.json"),
+            parameter_file(),
+        )
+        .unwrap();
+        World {
+            emu,
+            azure,
+            root,
+            sub,
+        }
+    }
+
+    /// Creates template `name` from the parameter file and starts its build.
+    pub async fn trigger(&self, name: &str) {
+        let file = aib::config::parse_str("test", &parameter_file()).expect("valid");
+        let body = template_body(
+            &file.parameters,
+            &BodyInputs {
+                subscription_id: self.sub.clone(),
+                template_name: name.to_owned(),
+                files: Default::default(),
+                commit: None,
+                run_url: None,
+            },
+        );
+        let id = image_template::template_id(&self.sub, GROUP, name);
+        image_template::create_template(&self.azure.arm, &id, &body, &Default::default())
+            .await
+            .expect("template created");
+        image_template::start_run(&self.azure.arm, &id)
+            .await
+            .expect("build started");
+    }
+
+    /// The template as the emulator has it.
+    pub async fn template(&self, name: &str) -> Value {
+        self.azure
+            .arm
+            .get(&image_template::template_id(&self.sub, GROUP, name))
+            .await
+            .expect("template exists")
+    }
+
+    /// The binary with the environment a CI job would give it.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wait-for-build"));
+        cmd.env_clear();
+        for (k, v) in [
+            (env::SSL_CERT_FILE, self.emu.ca_file().display().to_string()),
+            (env::AIB_ARM_ENDPOINT, self.emu.url().to_string()),
+            (env::AIB_AUTHORITY_HOST, self.emu.url().to_string()),
+            (env::AZURE_SUBSCRIPTION_ID, self.sub.clone()),
+            (env::AZURE_CLIENT_ID, self.emu.client_id().into()),
+            (env::AZURE_TENANT_ID, self.emu.tenant_id().into()),
+            (env::AZURE_CLIENT_SECRET, self.emu.client_secret().into()),
+            ("PATH", "/usr/bin:/bin".into()),
+        ] {
+            cmd.env(k, v);
+        }
+        cmd.arg("--env")
+            .arg("test")
+            .arg("--root")
+            .arg(self.root.path())
+            .args(args);
+        cmd
+    }
+
+    /// Runs the binary to the end.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run(self.command(args).output().expect("the binary runs"))
+    }
+}
+
+/// A finished run of the binary.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    /// The `outcome` of `--output json`.
+    pub fn outcome(&self) -> Value {
+        let doc: Value = serde_json::from_str(&self.stdout()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is JSON ({e}):\n{}\n{}",
+                self.stdout(),
+                self.stderr()
+            )
+        });
+        doc["outcome"].clone()
+    }
+    /// Asserts the exit code, showing the output when it differs.
+    pub fn expect(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.0.status.code().unwrap_or(-1),
+            code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// The emulator's service principal with a secret, its CA and endpoints.
+pub fn secret_env(emu: &Emulator) -> Env {
+    Env::from_pairs([
+        (env::SSL_CERT_FILE, emu.ca_file().display().to_string()),
+        (env::AIB_ARM_ENDPOINT, emu.url().to_string()),
+        (env::AIB_AUTHORITY_HOST, emu.url().to_string()),
+        (env::AZURE_SUBSCRIPTION_ID, emu.subscription_id().to_owned()),
+        (env::AZURE_CLIENT_ID, emu.client_id().to_owned()),
+        (env::AZURE_TENANT_ID, emu.tenant_id().to_owned()),
+        (env::AZURE_CLIENT_SECRET, emu.client_secret().to_owned()),
+        (env::PATH, "/nonexistent".to_owned()),
+    ])
+}
+
+/// A valid parameter file with inline steps only (no scripts to upload).
+pub fn parameter_file() -> String {
+    json!({
+        "$schema": "https://aib.dev/image.parameters.schema.json",
+        "contentVersion": "1.0.0.0",
+        "parameters": {
+            "location": {"value": "westeurope"},
+            "resourceGroupName": {"value": GROUP},
+            "identityName": {"value": "id-aib-test"},
+            "storageAccountName": {"value": "aibscripts"},
+            "containerName": {"value": "scripts-linux"},
+            "galleryName": {"value": "gal_aib_test"},
+            "imageDefinition": {"value": {
+                "name": "ubuntu", "osType": "Linux", "osState": "Generalized",
+                "hyperVGeneration": "V2", "publisher": "aib", "offer": "agent", "sku": "u2204"
+            }},
+            "imageTemplate": {"value": {
+                "namePrefix": "it-test",
+                "imageSource": {"type": "PlatformImage", "publisher": "Canonical",
+                    "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2"},
+                "customizationSteps": [{"type": "Shell", "name": "hello", "inline": ["echo hi"]}],
+                "replicationRegions": ["westeurope"]
+            }}
+        }
+    })
+    .to_string()
+}

@@ -1,0 +1,111 @@
+//! Following builds to their end.
+
+use std::time::Duration;
+
+use crate::support::World;
+
+const NAME: &str = "it-test-2026-11-28-14-00-00";
+
+/// A build that succeeds: exit 0, the phases in order, the gallery image version id as output.
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_ends_with_the_image_version() {
+    // Arrange
+    let w = World::start(Duration::from_secs(180), None).await;
+    w.trigger(NAME).await;
+
+    // Act
+    let run = w.run(&[
+        "--template",
+        NAME,
+        "--poll-interval",
+        "0.05",
+        "--output",
+        "json",
+    ]);
+
+    // Assert
+    let outcome = run.expect(0).outcome();
+    assert_eq!(outcome["runState"], "Succeeded");
+    let version = outcome["artifactIds"][0].as_str().expect("an artifact id");
+    assert!(
+        version.contains("/galleries/gal_aib_test/images/ubuntu/versions/"),
+        "{version}"
+    );
+    let phases: Vec<&str> = outcome["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    let distributing = phases.iter().position(|p| *p == "Distributing");
+    let customizing = phases.iter().position(|p| *p == "Customizing");
+    assert!(
+        customizing.is_some() && distributing > customizing,
+        "{phases:?}"
+    );
+}
+
+/// A build that fails while customizing: exit 1 with the service's message.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_build_exits_1_with_the_message() {
+    // Arrange
+    let w = World::start(Duration::from_secs(60), Some("Customizing")).await;
+    w.trigger(NAME).await;
+
+    // Act
+    let run = w.run(&["--template", NAME, "--poll-interval", "0.05"]);
+
+    // Assert
+    run.expect(1);
+    assert!(run.stderr().contains("ended Failed"), "{}", run.stderr());
+}
+
+/// A build longer than --timeout: exit 3, the build still running; re-attaching later ends
+/// with success.
+#[tokio::test(flavor = "multi_thread")]
+async fn timeout_exits_3_and_a_later_wait_reattaches() {
+    // Arrange: about 10 real seconds in Building.
+    let w = World::start(Duration::from_secs(6_000), None).await;
+    w.trigger(NAME).await;
+
+    // Act
+    let run = w.run(&[
+        "--template",
+        NAME,
+        "--poll-interval",
+        "0.05",
+        "--timeout",
+        "0.02",
+    ]);
+
+    // Assert
+    run.expect(3);
+    assert!(
+        run.stderr()
+            .contains(&format!("wait-for-build --template {NAME}")),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        w.template(NAME).await["properties"]["lastRunStatus"]["runState"],
+        "Running"
+    );
+    let again = w.run(&[
+        "--template",
+        NAME,
+        "--poll-interval",
+        "0.1",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(again.expect(0).outcome()["runState"], "Succeeded");
+}
+
+/// A template that does not exist is bad input (exit 2).
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_template_exits_2() {
+    let w = World::start(Duration::from_secs(60), None).await;
+    let run = w.run(&["--template", "it-test-nope"]);
+    run.expect(2);
+    assert!(run.stderr().contains("not found"), "{}", run.stderr());
+}
