@@ -109,3 +109,75 @@ async fn unknown_template_exits_2() {
     run.expect(2);
     assert!(run.stderr().contains("not found"), "{}", run.stderr());
 }
+
+/// SIGTERM during the wait with --cancel-on-interrupt: the emulator sees `cancel`, exit 130.
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupt_with_cancel_on_interrupt_cancels_the_build() {
+    // Arrange: a long build.
+    let w = World::start(Duration::from_secs(36_000), None).await;
+    w.trigger(NAME).await;
+    let child = w
+        .command(&[
+            "--template",
+            NAME,
+            "--poll-interval",
+            "0.1",
+            "--cancel-on-interrupt",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+
+    // Act: interrupt once the wait has begun.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
+    // SAFETY: sending a signal to our own child process by its pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().expect("the binary ends");
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("was canceled"), "{stderr}");
+    let cancels = w
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with(&format!("/{NAME}/cancel")))
+        .count();
+    assert_eq!(cancels, 1);
+    let state = w.template(NAME).await["properties"]["lastRunStatus"]["runState"].clone();
+    assert!(state == "Canceling" || state == "Canceled", "{state}");
+}
+
+/// SIGTERM without --cancel-on-interrupt: the build goes on, the message says how to re-attach.
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupt_without_cancel_leaves_the_build_running() {
+    // Arrange
+    let w = World::start(Duration::from_secs(36_000), None).await;
+    w.trigger(NAME).await;
+    let child = w
+        .command(&["--template", NAME, "--poll-interval", "0.1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+
+    // Act
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
+    // SAFETY: sending a signal to our own child process by its pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().expect("the binary ends");
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains(&format!("re-attach with wait-for-build --template {NAME}")),
+        "{stderr}"
+    );
+    assert_eq!(
+        w.template(NAME).await["properties"]["lastRunStatus"]["runState"],
+        "Running"
+    );
+}

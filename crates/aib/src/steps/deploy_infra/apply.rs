@@ -13,7 +13,7 @@ use std::time::Instant;
 use futures::future::join_all;
 
 use super::plan::{Names, Planned};
-use super::storage::{self, Account};
+use super::storage;
 use super::{
     Action, DeployInfraError, Kind, Options, Outcome, Outputs, Resource, Status, preflight,
 };
@@ -21,6 +21,7 @@ use crate::azure::arm::{ArmError, LroOptions, ProgressCallback};
 use crate::azure::gallery::{self, Gallery, ImageDefinition};
 use crate::azure::identity::{self, UserAssignedIdentity};
 use crate::azure::rbac::{self, AssignOutcome};
+use crate::azure::storage::StorageAccount;
 use crate::azure::{Azure, elapsed_text, groups};
 use crate::report::{Reporter, Unit};
 
@@ -253,7 +254,7 @@ async fn apply_all(
             storage::put_container(arm, &n.container_id, &lro).await
         })
         .await?;
-        Ok::<Option<Account>, DeployInfraError>(made.or_else(|| planned.account.clone()))
+        Ok::<Option<StorageAccount>, DeployInfraError>(made.or_else(|| planned.account.clone()))
     };
     let gallery_chain = async {
         let made = run

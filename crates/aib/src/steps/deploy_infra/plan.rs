@@ -5,7 +5,7 @@
 
 use futures::future::join_all;
 
-use super::storage::{self, Account, Container};
+use super::storage::{self, Container};
 use super::{Action, Change, DeployInfraError, Kind, Resource, RoleMode, Status};
 use crate::azure::arm::{ArmClient, ArmError};
 use crate::azure::gallery::{
@@ -17,6 +17,7 @@ use crate::azure::identity::{self, IdentityBody, UserAssignedIdentity};
 use crate::azure::rbac::{
     self, Permission, RoleAssignment, RoleDefinition, RoleDefinitionProperties, builtin,
 };
+use crate::azure::storage::StorageAccount;
 use crate::config::{ImageParameters, ParameterFile, SecurityType};
 
 /// The resource providers Image Builder and this step need registered.
@@ -149,7 +150,7 @@ pub struct Planned {
     pub identity: Option<UserAssignedIdentity>,
     /// PUT body when the account is created, PATCH body when it is updated.
     pub account_body: serde_json::Value,
-    pub account: Option<Account>,
+    pub account: Option<StorageAccount>,
     pub gallery_body: GalleryBody,
     pub gallery: Option<Gallery>,
     pub image_body: ImageDefinitionBody,
@@ -285,7 +286,7 @@ pub async fn plan(
         groups::get_group(arm, &n.subscription, &n.resource_group),
         staging_get,
         identity::get_identity(arm, &n.identity_id),
-        storage::get_account(arm, &n.account_id),
+        arm.get_optional::<StorageAccount>(&n.account_id),
         storage::get_container(arm, &n.container_id),
         gallery::get_gallery(arm, &n.gallery_id),
         gallery::get_image_definition(arm, &n.image_id),
@@ -300,7 +301,7 @@ pub async fn plan(
         "reading managed identity '{}'",
         n.identity_name
     )))?;
-    let account: Option<Account> = account.map_err(read_error(format!(
+    let account: Option<StorageAccount> = account.map_err(read_error(format!(
         "reading storage account '{}'",
         n.account_name
     )))?;
@@ -478,7 +479,7 @@ pub async fn plan(
                 &n.account_name,
                 &a.location,
             ));
-            let (tags, mut changes) = merge_tags(&a.tags, &n.tags);
+            let (tags, mut changes) = merge_tags(a.tags.as_ref().unwrap_or(&Tags::new()), &n.tags);
             let pr = &a.properties;
             let mut setting = |name: &str, have: Option<String>, want: &str| {
                 if have.as_deref() != Some(want) {

@@ -1,71 +1,28 @@
-//! The storage calls deploy-infra needs that `azure::storage` (issue 7, being written at the
-//! same time) does not offer yet: the account with the security settings aib enforces, the
-//! container's public access, and `checkNameAvailability`. To be merged into `azure::storage`
-//! once both have landed; paths are built here only so that the step itself never writes one.
+//! The storage calls deploy-infra needs beyond what `azure::storage` offers (the typed account
+//! model and ids come from there): account writes that report progress to the step's line, a
+//! PATCH for settings drift, reading a container's public access, and `checkNameAvailability`.
+//! To be moved into `azure::storage` (issue 7's module) when its owner agrees.
 
 use serde::{Deserialize, Serialize};
 
 use reqwest::Method;
 
 use crate::azure::arm::{ArmClient, ArmError, Idempotency, LroOptions};
-use crate::azure::groups::{Tags, tags_or_empty};
+use crate::azure::storage::{StorageAccount, StorageAccountId};
 
-/// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}`.
+/// The account's ARM id.
 pub fn account_id(subscription: &str, resource_group: &str, name: &str) -> String {
-    format!(
-        "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Storage/storageAccounts/{name}"
-    )
+    StorageAccountId {
+        subscription_id: subscription.to_owned(),
+        resource_group: resource_group.to_owned(),
+        name: name.to_owned(),
+    }
+    .path()
 }
 
 /// `{account id}/blobServices/default/containers/{name}`.
 pub fn container_id(account_id: &str, name: &str) -> String {
     format!("{account_id}/blobServices/default/containers/{name}")
-}
-
-/// A storage account as ARM returns it (the fields deploy-infra compares or reports).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct Account {
-    /// Resource id.
-    #[serde(default)]
-    pub id: String,
-    /// Region; immutable.
-    #[serde(default)]
-    pub location: String,
-    /// Tags.
-    #[serde(default, deserialize_with = "tags_or_empty")]
-    pub tags: Tags,
-    /// Settings.
-    #[serde(default)]
-    pub properties: AccountProperties,
-}
-
-/// The settings aib enforces, and the blob endpoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AccountProperties {
-    /// Anonymous reads allowed on containers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_blob_public_access: Option<bool>,
-    /// Lowest TLS version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub minimum_tls_version: Option<String>,
-    /// Account keys and key-signed SAS accepted (Azure's default when absent: true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_shared_key_access: Option<bool>,
-    /// HTTPS only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub supports_https_traffic_only: Option<bool>,
-    /// The data-plane endpoints (read-only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub primary_endpoints: Option<Endpoints>,
-}
-
-/// Data-plane endpoints.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct Endpoints {
-    /// `https://{name}.blob.core.windows.net/` in Azure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blob: Option<String>,
 }
 
 /// A container as ARM returns it.
@@ -100,18 +57,13 @@ pub struct NameAvailability {
     pub message: Option<String>,
 }
 
-/// The account, or `None`.
-pub async fn get_account(arm: &ArmClient, id: &str) -> Result<Option<Account>, ArmError> {
-    arm.get_optional(id).await
-}
-
 /// Creates the account (Location-style long-running operation) and waits.
 pub async fn put_account(
     arm: &ArmClient,
     id: &str,
     body: &serde_json::Value,
     options: &LroOptions,
-) -> Result<Account, ArmError> {
+) -> Result<StorageAccount, ArmError> {
     arm.put_with(id, body, options).await
 }
 
@@ -121,7 +73,7 @@ pub async fn patch_account(
     id: &str,
     body: &serde_json::Value,
     options: &LroOptions,
-) -> Result<Account, ArmError> {
+) -> Result<StorageAccount, ArmError> {
     let started = arm
         .begin(Method::PATCH, id, Some(body), Idempotency::Idempotent)
         .await?;
