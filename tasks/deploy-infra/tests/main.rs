@@ -4,7 +4,7 @@
 //!   test, the binary run with exactly the environment a CI job would give it.
 //! - `deploy`: from an empty subscription, re-runs, changed tags, what-if, role modes, the
 //!   principal replication window, injected throttling and failures.
-//! - `refusals`: a taken storage account name, a conflicting image definition, missing
+//! - `refusals`: a taken storage account name, a conflicting image definition or region, missing
 //!   permissions — each a clear error, exit 1, nothing half-created.
 //! - `help`: every flag explained with an example.
 

@@ -103,3 +103,51 @@ async fn a_principal_that_may_not_assign_roles_is_told_before_any_change() {
     assert_eq!(writes(&emu.requests()), Vec::<String>::new());
     assert!(!run.all().contains(secret));
 }
+
+/// A resource group that exists in another region is a conflict (a location cannot change):
+/// exit 1, both regions named, nothing written.
+#[tokio::test]
+async fn a_group_in_another_region_is_a_conflict_not_a_move() {
+    let emu = emulator().await;
+    let _: serde_json::Value = azure(&emu)
+        .arm
+        .put(
+            &rg_id(&emu),
+            &serde_json::json!({"location": "northeurope"}),
+        )
+        .await
+        .unwrap();
+    emu.clear_requests();
+    let params = Params::local(&[]);
+    let run = deploy_infra(&params, &[], ci_env(&emu)).await;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("resource group 'rg-aib-local' is in 'northeurope', the parameter file says 'westeurope'"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+}
+
+/// With `--what-if`, missing permissions are a warning next to the plan, and the exit is 0.
+#[tokio::test]
+async fn what_if_warns_about_missing_permissions_and_succeeds() {
+    let emu = emulator().await;
+    let client = "5d0c7a1e-2b3f-4c5d-8e9f-0a1b2c3d4e5f";
+    let secret = "test-secret-what-if";
+    let oid = emu.add_client(client, secret);
+    let sub = format!("/subscriptions/{}", emu.subscription_id());
+    emu.grant(&oid, "b24988ac-6180-42a0-ab88-20f7382dd24c", &sub);
+    let params = Params::local(&[]);
+    let run = deploy_infra(&params, &["--what-if"], client_env(&emu, client, secret)).await;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert!(run.stderr.contains("lacks permissions"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("'Microsoft.Authorization/roleDefinitions/write'"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+}
