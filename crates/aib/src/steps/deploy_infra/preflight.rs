@@ -258,4 +258,54 @@ mod tests {
             "Contributor or Owner"
         );
     }
+
+    /// Each planned write asks for its own action at its own scope; unchanged resources ask
+    /// for nothing.
+    #[test]
+    fn planned_writes_map_to_actions_and_scopes() {
+        let file = crate::config::parse_str(
+            "local.json",
+            include_str!("../../../../../parameters/local.image.parameters.json"),
+        )
+        .expect("the local file parses");
+        let n = Names::new(
+            &file.parameters,
+            "sub",
+            super::super::RoleMode::LeastPrivilege,
+        );
+        let resource = |kind, name: &str, id: &str, action| Resource {
+            kind,
+            name: name.into(),
+            id: id.into(),
+            action,
+            changes: Vec::new(),
+            status: super::super::Status::Planned,
+        };
+        let resources = [
+            resource(Kind::Provider, "Microsoft.Compute", "", Action::Create),
+            resource(Kind::Gallery, "g", &n.gallery_id, Action::Unchanged),
+            resource(
+                Kind::RoleAssignment,
+                "r",
+                &format!(
+                    "{}/providers/Microsoft.Authorization/roleAssignments",
+                    n.account_id
+                ),
+                Action::Create,
+            ),
+        ];
+        assert_eq!(
+            required_actions(&n, &resources),
+            [
+                (
+                    "Microsoft.Compute/register/action".to_owned(),
+                    "/subscriptions/sub".to_owned()
+                ),
+                (
+                    "Microsoft.Authorization/roleAssignments/write".to_owned(),
+                    "/subscriptions/sub/resourceGroups/rg-aib-local/providers/Microsoft.Storage/storageAccounts/staibscriptslocal".to_owned()
+                ),
+            ]
+        );
+    }
 }
