@@ -238,3 +238,47 @@ pub fn parameter_file() -> String {
     })
     .to_string()
 }
+
+/// A child's stderr read on a thread, so a test can wait for a line and still see it all.
+pub struct Lines(
+    std::sync::Arc<std::sync::Mutex<String>>,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+impl Lines {
+    /// Starts reading `pipe` to its end.
+    pub fn follow(pipe: std::process::ChildStderr) -> Lines {
+        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = text.clone();
+        let handle = std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut t = sink.lock().unwrap();
+                t.push_str(&line);
+                t.push('\n');
+            }
+        });
+        Lines(text, Some(handle))
+    }
+
+    /// Waits until the text contains `needle`; panics with the text after `limit`.
+    pub fn wait_for(&self, needle: &str, limit: Duration) {
+        let start = std::time::Instant::now();
+        while !self.0.lock().unwrap().contains(needle) {
+            assert!(
+                start.elapsed() < limit,
+                "no '{needle}' after {limit:?}:\n{}",
+                self.0.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything read, once the pipe closed.
+    pub fn all(mut self) -> String {
+        if let Some(h) = self.1.take() {
+            let _ = h.join();
+        }
+        self.0.lock().unwrap().clone()
+    }
+}

@@ -116,7 +116,7 @@ async fn interrupt_with_cancel_on_interrupt_cancels_the_build() {
     // Arrange: a long build.
     let w = World::start(Duration::from_secs(36_000), None).await;
     w.trigger(NAME).await;
-    let child = w
+    let mut child = w
         .command(&[
             "--template",
             NAME,
@@ -127,17 +127,18 @@ async fn interrupt_with_cancel_on_interrupt_cancels_the_build() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
+    let stderr = crate::support::Lines::follow(child.stderr.take().expect("stderr"));
 
     // Act: interrupt once the wait has begun.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    stderr.wait_for("Running:", Duration::from_secs(60));
     let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
     // SAFETY: sending a signal to our own child process by its pid.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let out = child.wait_with_output().expect("the binary ends");
+    let status = child.wait().expect("the binary ends");
 
     // Assert
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let stderr = stderr.all();
+    assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("was canceled"), "{stderr}");
     let cancels = w
         .emu
@@ -156,22 +157,23 @@ async fn interrupt_without_cancel_leaves_the_build_running() {
     // Arrange
     let w = World::start(Duration::from_secs(36_000), None).await;
     w.trigger(NAME).await;
-    let child = w
+    let mut child = w
         .command(&["--template", NAME, "--poll-interval", "0.1"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
+    let stderr = crate::support::Lines::follow(child.stderr.take().expect("stderr"));
 
     // Act
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    stderr.wait_for("Running:", Duration::from_secs(60));
     let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
     // SAFETY: sending a signal to our own child process by its pid.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let out = child.wait_with_output().expect("the binary ends");
+    let status = child.wait().expect("the binary ends");
 
     // Assert
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let stderr = stderr.all();
+    assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(
         stderr.contains(&format!("re-attach with wait-for-build --template {NAME}")),
         "{stderr}"
