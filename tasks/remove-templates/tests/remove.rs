@@ -258,3 +258,33 @@ async fn throttling_and_server_errors_do_not_change_the_result() {
         "faults were injected"
     );
 }
+
+/// A build stuck in Canceling fails its template with Microsoft's advice (exit 1) while the
+/// other templates are still deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stuck_cancel_fails_only_its_template_with_advice() {
+    let w = World::start("lin-it", None).await;
+    let finished = name("lin-it", DAY);
+    w.template(&finished, None).await;
+    let stuck = name("lin-it", HOUR);
+    w.template(&stuck, None).await;
+    let mut k = w.emu.knobs().get();
+    k.aib.stuck_canceling = true;
+    w.emu.knobs().set(k);
+    w.start_build(&stuck).await;
+
+    let run = w.run(&[
+        "--cancel-running",
+        "--cancel-timeout",
+        "2s",
+        "--output",
+        "json",
+    ]);
+    run.expect(1);
+    assert_eq!(run.with_action("deleted"), std::slice::from_ref(&finished));
+    assert_eq!(run.with_action("failed"), std::slice::from_ref(&stuck));
+    let all = format!("{}{}", run.stdout(), run.stderr());
+    assert!(all.contains("still Canceling"), "{all}");
+    assert!(all.contains("support request"), "{all}");
+    assert_eq!(w.names().await, [stuck]);
+}

@@ -535,16 +535,27 @@ async fn remove_one(
     let result = async {
         if cancel_first {
             reporter.status(progress_id, "canceling its build");
-            if let Err(e) = image_template::cancel_run(arm, id, &lro).await {
+            let started = Instant::now();
+            let cancel_lro = LroOptions {
+                timeout: Some(options.cancel_timeout),
+                ..lro.clone()
+            };
+            match image_template::cancel_run(arm, id, &cancel_lro).await {
+                Ok(()) => {}
+                Err(ArmError::OperationTimeout { .. }) => return Err(stuck(options)),
                 // A build that ended meanwhile cannot be canceled; the delete decides.
-                if e.code() != Some("OperationNotAllowed") {
+                Err(e) if e.code() == Some("OperationNotAllowed") => {}
+                Err(e) => {
                     return Err(format!(
                         "cancel failed: {}",
                         crate::report::error_text(&e, None)
                     ));
                 }
             }
-            wait_not_canceling(arm, id, options).await?;
+            let left = options.cancel_timeout.saturating_sub(started.elapsed());
+            wait_not_canceling(arm, id, left, options.cancel_poll)
+                .await
+                .map_err(|e| e.unwrap_or_else(|| stuck(options)))?;
         }
         reporter.status(progress_id, "deleting");
         image_template::delete_template(arm, id, &lro)
@@ -559,30 +570,35 @@ async fn remove_one(
     result
 }
 
-/// Reads the template until its build is no longer `Running`/`Canceling`.
+/// A build still `Canceling` when the wait ended, with Microsoft's advice.
+fn stuck(options: &Options) -> String {
+    format!(
+        "its build is still Canceling after {}; it cannot be deleted until the cancel ends. Microsoft's advice for a template stuck in Canceling: wait and retry later, and if it stays so for hours open a support request (https://aka.ms/azvmimagebuilderts)",
+        crate::azure::elapsed_text(options.cancel_timeout)
+    )
+}
+
+/// Reads the template until its build is no longer `Running`/`Canceling`: `Err(None)` when
+/// `limit` passed first, `Err(Some(why))` when a read failed.
 async fn wait_not_canceling(
     arm: &crate::azure::arm::ArmClient,
     id: &str,
-    options: &Options,
-) -> Result<(), String> {
+    limit: Duration,
+    poll: Duration,
+) -> Result<(), Option<String>> {
     let started = Instant::now();
     loop {
         match image_template::get_template(arm, id).await {
             Ok(None) => return Ok(()),
-            Ok(Some(t)) => {
-                if !t.run_state().is_some_and(|s| s.in_progress()) {
-                    return Ok(());
-                }
-            }
-            Err(e) => return Err(crate::report::error_text(&e, None)),
+            Ok(Some(t)) if !t.run_state().is_some_and(|s| s.in_progress()) => return Ok(()),
+            Ok(Some(_)) => {}
+            Err(e) => return Err(Some(crate::report::error_text(&e, None))),
         }
-        if started.elapsed() >= options.cancel_timeout {
-            return Err(format!(
-                "its build is still Canceling after {}; Microsoft's advice for a template stuck in Canceling: wait, then open a support request (https://aka.ms/azvmimagebuilderts) — it cannot be deleted until the cancel ends",
-                crate::azure::elapsed_text(options.cancel_timeout)
-            ));
+        let elapsed = started.elapsed();
+        if elapsed >= limit {
+            return Err(None);
         }
-        tokio::time::sleep(options.cancel_poll).await;
+        tokio::time::sleep(poll.min(limit - elapsed)).await;
     }
 }
 
