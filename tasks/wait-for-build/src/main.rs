@@ -128,6 +128,7 @@ fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
         timeout,
         cancel_on_timeout: cli.cancel_on_timeout,
         strict: cli.strict,
+        ..Options::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -183,3 +183,32 @@ async fn interrupt_without_cancel_leaves_the_build_running() {
         "Running"
     );
 }
+
+/// While a phase lasts longer than the heartbeat, a "still <phase>" line shows the wait is
+/// alive (CI logs that have no spinner); the step, run in-process, still ends with success.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_phase_prints_a_heartbeat() {
+    // Arrange: about 3 real seconds in Building, a heartbeat every 0.5 s.
+    let w = World::start(Duration::from_secs(1_800), None).await;
+    w.trigger(NAME).await;
+    let log = aib::report::Capture::new();
+    let reporter: std::sync::Arc<dyn aib::report::Reporter> = std::sync::Arc::new(
+        aib::report::Terminal::new(Box::new(log.writer()), aib::report::TerminalMode::Plain),
+    );
+    let file = aib::config::parse_str("test", &crate::support::parameter_file()).unwrap();
+    let options = aib::steps::wait_for_build::Options {
+        template: NAME.into(),
+        poll_interval: Duration::from_millis(100),
+        heartbeat: Duration::from_millis(500),
+        ..Default::default()
+    };
+
+    // Act
+    let outcome =
+        aib::steps::wait_for_build::wait_for_build(&file, &options, &w.azure, &reporter).await;
+
+    // Assert
+    let text = log.text();
+    assert_eq!(outcome.expect("success").run_state, "Succeeded", "{text}");
+    assert!(text.contains("still Building after"), "{text}");
+}

@@ -38,6 +38,8 @@ pub struct Options {
     pub cancel_on_timeout: bool,
     /// `PartiallySucceeded` fails the step.
     pub strict: bool,
+    /// A "still <phase>" line after this long without one, so a CI log shows the job is alive.
+    pub heartbeat: Duration,
 }
 
 impl Default for Options {
@@ -48,6 +50,7 @@ impl Default for Options {
             timeout: None,
             cancel_on_timeout: false,
             strict: false,
+            heartbeat: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -221,6 +224,7 @@ pub async fn wait_for_build(
     let mut phases: Vec<Phase> = Vec::new();
     let mut phase_start = Instant::now();
     let mut polls: u32 = 0;
+    let mut last_line = Instant::now();
     let mut template = first;
     loop {
         let status = template.properties.last_run_status.clone();
@@ -263,6 +267,14 @@ pub async fn wait_for_build(
                 });
             }
             phase_start = Instant::now();
+            last_line = Instant::now();
+        } else if state.in_progress() && last_line.elapsed() >= options.heartbeat {
+            reporter.info(&format!(
+                "  still {label} after {} (elapsed {})",
+                elapsed_text(phase_start.elapsed()),
+                elapsed_text(started.elapsed())
+            ));
+            last_line = Instant::now();
         }
         if !state.in_progress() {
             let message = status.message.clone().filter(|m| !m.is_empty());
