@@ -486,3 +486,40 @@ async fn ctrl_c_stops_between_operations_and_a_rerun_finishes() {
         "{statuses:#?}"
     );
 }
+
+/// An image definition whose tag drifted is updated in place, and what aib does not manage on
+/// it (here `recommended`) is kept, not dropped by the PUT.
+#[tokio::test]
+async fn an_image_definition_update_keeps_properties_aib_does_not_manage() {
+    let emu = emulator().await;
+    let params = Params::local(&[]);
+    let first = deploy_infra(&params, &[], ci_env(&emu)).await;
+    assert_eq!(first.code, Some(0), "{}", first.all());
+    let image_id = format!(
+        "{}/providers/Microsoft.Compute/galleries/gal_aib_local/images/ubuntu-2204-agent",
+        rg_id(&emu)
+    );
+    let mut image = get(&emu, &image_id).await;
+    image["tags"]["environment"] = "changed".into();
+    image["properties"]["recommended"] = serde_json::json!({"vCPUs": {"min": 2, "max": 16}});
+    let _: serde_json::Value = azure(&emu).arm.put(&image_id, &image).await.expect("drift");
+
+    emu.clear_requests();
+    let run = deploy_infra(&params, &["--output", "json"], ci_env(&emu)).await;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let statuses = statuses(&run.json()["outcome"]);
+    let changed: Vec<&String> = statuses
+        .iter()
+        .filter(|s| !s.ends_with("unchanged/unchanged"))
+        .collect();
+    assert_eq!(
+        changed,
+        ["imageDefinition ubuntu-2204-agent: update/applied"],
+        "{statuses:#?}"
+    );
+    let after = get(&emu, &image_id).await;
+    assert_eq!(after["tags"]["environment"], "local");
+    assert_eq!(after["properties"]["recommended"]["vCPUs"]["max"], 16);
+    assert_eq!(after["properties"]["osType"], "Linux");
+    assert_eq!(writes(&emu.requests()).len(), 1);
+}

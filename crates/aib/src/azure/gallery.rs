@@ -52,6 +52,23 @@ pub struct GalleryProperties {
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Properties aib does not manage (sharing, soft delete…), sent back as Azure has them so
+    /// an update never drops them; read-only ones are removed with [`without_read_only`].
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `properties` without what Azure computes (`provisioningState`, the gallery's `identifier`
+/// `uniqueName`…), for sending an existing resource's properties back in an update.
+pub fn without_read_only(
+    mut other: serde_json::Map<String, serde_json::Value>,
+    read_only: &[&str],
+) -> serde_json::Map<String, serde_json::Value> {
+    other.remove("provisioningState");
+    for key in read_only {
+        other.remove(*key);
+    }
+    other
 }
 
 /// What a gallery PUT sends.
@@ -110,6 +127,10 @@ pub struct ImageDefinitionProperties {
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Properties aib does not manage (`recommended`, `endOfLifeDate`, `eula`…), sent back as
+    /// Azure has them so an update never drops them.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The definition's identifier.
@@ -254,6 +275,7 @@ mod tests {
                 .collect(),
             architecture: None,
             description: None,
+            other: Default::default(),
         }
     }
 

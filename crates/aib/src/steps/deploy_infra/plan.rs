@@ -569,9 +569,13 @@ pub async fn plan(
         tags,
         properties: gallery_now
             .as_ref()
-            .map(|g| g.properties.clone())
+            .map(|g| GalleryProperties {
+                description: g.properties.description.clone(),
+                other: gallery::without_read_only(g.properties.other.clone(), &["identifier"]),
+            })
             .unwrap_or_else(|| GalleryProperties {
                 description: Some("Images built with Azure VM Image Builder by aib".to_owned()),
+                other: Default::default(),
             }),
     };
     at.gallery = push.add(
@@ -593,6 +597,7 @@ pub async fn plan(
             sku: def.sku.clone(),
         },
         architecture: None,
+        other: Default::default(),
         features: match def.security_type() {
             SecurityType::Standard => Vec::new(),
             other => vec![Feature {
@@ -630,6 +635,7 @@ pub async fn plan(
                 ));
             }
             let mut props = i.properties.clone();
+            props.other = gallery::without_read_only(props.other, &[]);
             let mut changes = Vec::new();
             if let Some(d) = &wanted.description
                 && i.properties.description.as_ref() != Some(d)
