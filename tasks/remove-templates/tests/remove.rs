@@ -288,3 +288,58 @@ async fn a_stuck_cancel_fails_only_its_template_with_advice() {
     assert!(all.contains("support request"), "{all}");
     assert_eq!(w.names().await, [stuck]);
 }
+
+/// Leftovers in a user-given staging group no template uses are listed by what-if (no write)
+/// and removed without it; the group itself stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn unused_staging_group_leftovers_are_removed_and_the_group_stays() {
+    let w = World::start("lin-it", Some("rg-stage")).await;
+    let _: serde_json::Value = w
+        .azure
+        .arm
+        .put(
+            &w.group_id("rg-stage"),
+            &serde_json::json!({"location": "westeurope"}),
+        )
+        .await
+        .expect("staging group");
+    let leftover = format!(
+        "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/leftover",
+        w.group_id("rg-stage")
+    );
+    let _: serde_json::Value = w
+        .azure
+        .arm
+        .put(&leftover, &serde_json::json!({"location": "westeurope"}))
+        .await
+        .expect("leftover");
+    w.emu.clear_requests();
+
+    let run = w.run(&["--what-if", "--output", "json"]);
+    run.expect(0);
+    let staging = &run.outcome()["staging"];
+    assert_eq!(staging["action"], "wouldEmpty", "{staging}");
+    assert!(
+        staging["resources"][0]
+            .as_str()
+            .is_some_and(|r| r.eq_ignore_ascii_case(&leftover)),
+        "{staging}"
+    );
+    assert!(w.writes().is_empty(), "{:?}", w.writes());
+
+    let run = w.run(&["--output", "json"]);
+    run.expect(0);
+    assert_eq!(run.outcome()["staging"]["action"], "emptied");
+    let gone: Option<serde_json::Value> = w.azure.arm.get_optional(&leftover).await.unwrap();
+    assert!(gone.is_none(), "the leftover is removed");
+    let group: Option<serde_json::Value> = w
+        .azure
+        .arm
+        .get_optional(&w.group_id("rg-stage"))
+        .await
+        .unwrap();
+    assert!(
+        group.is_some(),
+        "the group stays without --remove-staging-group"
+    );
+}
