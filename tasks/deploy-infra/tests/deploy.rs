@@ -314,7 +314,7 @@ async fn contributor_mode_grants_contributor_on_the_subscription() {
 async fn role_assignments_wait_out_the_principal_replication_window() {
     let emu = emulator_with(KnobValues {
         principal_type_bypass: false,
-        principal_visibility_delay: Duration::from_secs(9),
+        principal_visibility_delay: Duration::from_secs(14),
         ..KnobValues::default()
     })
     .await;
