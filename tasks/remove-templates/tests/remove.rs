@@ -229,6 +229,56 @@ async fn fifty_templates_are_all_deleted() {
     assert!(w.names().await.is_empty());
 }
 
+/// `--concurrency` bounds the DELETE requests, not the deletes: with a bound of 2, all ten
+/// DELETEs are accepted before the first delete ends, and each is polled to its end.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_delete_is_accepted_before_the_first_one_ends() {
+    let w = World::start("lin-it", None).await;
+    let base = time::OffsetDateTime::now_utc() - DAY;
+    let names: Vec<String> = (0..10u64)
+        .map(|i| name_at("lin-it", base - Duration::from_secs(i)))
+        .collect();
+    futures::stream::iter(names.iter().map(|n| w.template(n, None)))
+        .buffer_unordered(5)
+        .collect::<Vec<()>>()
+        .await;
+    let mut k = w.emu.knobs().get();
+    // 30 emulated minutes = 3 s of real time at the tests' time scale; polled once a second.
+    k.aib.delete = Duration::from_secs(1800);
+    k.lro_retry_after = 1;
+    w.emu.knobs().set(k);
+    w.emu.clear_requests();
+
+    let run = w.run(&["--concurrency", "2", "--output", "json"]);
+    run.expect(0);
+    assert_eq!(run.outcome()["deleted"], 10);
+    assert!(w.names().await.is_empty());
+
+    let log = w.emu.requests();
+    let accepted: Vec<_> = log
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.status == 202)
+        .map(|r| r.at)
+        .collect();
+    let ended: Vec<_> = log
+        .iter()
+        .filter(|r| {
+            r.method == "GET"
+                && r.path.to_ascii_lowercase().contains("/operationresults/")
+                && matches!(r.status, 200 | 204)
+        })
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(accepted.len(), 10, "one accepted DELETE per template");
+    assert_eq!(ended.len(), 10, "each delete followed to its end");
+    let last_accepted = accepted.iter().max().unwrap();
+    let first_ended = ended.iter().min().unwrap();
+    assert!(
+        last_accepted < first_ended,
+        "all DELETEs were sent while the first delete still ran"
+    );
+}
+
 /// With injected throttling and server errors, the result is the same.
 #[tokio::test(flavor = "multi_thread")]
 async fn throttling_and_server_errors_do_not_change_the_result() {

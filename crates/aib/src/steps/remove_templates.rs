@@ -9,22 +9,27 @@
 //! is listed as skipped with its state, unless `cancel_running` asks to cancel its build first.
 //!
 //! Plan, then apply: the plan decides per template (delete, keep for retention, skip as busy)
-//! and is what `what_if` shows. Deletes run at most `concurrency` at a time, each followed as a
-//! long-running operation with its own progress line, so the whole step takes about as long as
-//! the slowest delete. A failed delete does not stop the others; the step fails at the end with
-//! every failure. Image Builder removes each template's own staging group; a staging group the
-//! parameter file names is emptied (or removed, with `remove_staging_group`) only when no
-//! template left in the group still uses it.
+//! and is what `what_if` shows. At most `concurrency` DELETE requests are in flight at once —
+//! the write burst ARM throttles — but a request only takes milliseconds: once Image Builder has
+//! accepted a delete (202) its permit is handed on, and every accepted delete is followed as a
+//! long-running operation at the same time, each at its own `Retry-After`, with its own
+//! progress line. So the whole step takes about one delete, not `templates / concurrency`
+//! deletes (bounding the whole delete, wait included, made 50 templates take 7 deletes' time).
+//! A failed delete does not stop the others; the step fails at the end with every failure.
+//! Image Builder removes each template's own staging group; a staging group the parameter file
+//! names is emptied (or removed, with `remove_staging_group`) only when no template left in the
+//! group still uses it. Leftovers there can be of any type (what a failed build left behind):
+//! their api-version comes from the provider's registration ([`ProviderVersions`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use serde::Serialize;
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 
 use crate::azure::Azure;
-use crate::azure::arm::{ArmError, LroOptions, Progress};
+use crate::azure::arm::{ArmClient, ArmError, Idempotency, LroOptions, Progress, ProviderVersions};
 use crate::azure::image_template::{self, Busy, ImageTemplate, RunState};
 use crate::config::ImageParameters;
 use crate::config::ParameterFile;
@@ -34,7 +39,8 @@ use crate::report::{Reporter, Unit};
 /// How the step runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Deletes in flight at once.
+    /// DELETE requests in flight at once (the long-running deletes they start are all followed
+    /// at the same time, whatever this is).
     pub concurrency: usize,
     /// Newest finished templates to keep.
     pub keep: usize,
@@ -401,6 +407,8 @@ pub async fn remove_templates(
     let mut failures = Vec::new();
     let mut canceled = 0u64;
     let mut attempted = 0usize;
+    // One bound for every write request of the run: template deletes and staging leftovers.
+    let writes = Semaphore::new(options.concurrency.max(1));
     if !options.what_if {
         let jobs: Vec<(usize, String, bool)> = planned
             .iter()
@@ -414,17 +422,16 @@ pub async fn remove_templates(
             .collect();
         attempted = jobs.len();
         let done: Vec<(usize, bool, Result<(), String>)> =
-            futures::stream::iter(jobs.into_iter().map(|(i, id, cancel_first)| {
-                let arm = azure.arm.clone();
-                let reporter = reporter.clone();
-                let name = planned[i].template.name.clone();
+            futures::future::join_all(jobs.into_iter().map(|(i, id, cancel_first)| {
+                let arm = &azure.arm;
+                let writes = &writes;
+                let name = planned[i].template.name.as_str();
                 async move {
-                    let r = remove_one(&arm, &id, &name, cancel_first, options, &reporter).await;
+                    let r =
+                        remove_one(arm, writes, &id, name, cancel_first, options, reporter).await;
                     (i, cancel_first && r.is_ok(), r)
                 }
             }))
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
             .await;
         for (i, was_canceled, result) in done {
             if was_canceled {
@@ -453,7 +460,7 @@ pub async fn remove_templates(
                         .map(|i| i.template.name.clone())
                         .collect::<Vec<_>>(),
                     options,
-                    reporter,
+                    (reporter, &writes),
                     &mut failures,
                 )
                 .await,
@@ -510,9 +517,48 @@ fn staging_group_id(sub: &str, given: &str) -> String {
     }
 }
 
-/// Cancels (when asked) and deletes one template, with a progress line of its own.
+/// Sends one DELETE while holding a write permit and follows it without one: the bound is on
+/// requests in flight (the burst ARM throttles), not on the operations they start. A 404 means
+/// already gone, unless it says the type or namespace is unknown (a wrong api-version would
+/// otherwise pass for a removed resource).
+async fn bounded_delete(
+    arm: &ArmClient,
+    writes: &Semaphore,
+    path: &str,
+    lro: &LroOptions,
+) -> Result<(), ArmError> {
+    let started = {
+        // Never closed: an error here would only mean the request goes without a permit.
+        let _permit = writes.acquire().await;
+        arm.begin(
+            reqwest::Method::DELETE,
+            path,
+            None::<&()>,
+            Idempotency::Idempotent,
+        )
+        .await
+    };
+    match started {
+        Ok(started) => arm.wait(started, lro).await.map(|_| ()),
+        Err(e) if already_gone(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A 404 about the resource, not about its type or namespace.
+fn already_gone(e: &ArmError) -> bool {
+    e.is_not_found()
+        && !e.code().is_some_and(|c| {
+            c.eq_ignore_ascii_case("InvalidResourceType")
+                || c.eq_ignore_ascii_case("InvalidResourceNamespace")
+        })
+}
+
+/// Cancels (when asked) and deletes one template, with a progress line of its own. Cancels are
+/// few (one per running build, only with `cancel_running`) and are not bounded.
 async fn remove_one(
-    arm: &crate::azure::arm::ArmClient,
+    arm: &ArmClient,
+    writes: &Semaphore,
     id: &str,
     name: &str,
     cancel_first: bool,
@@ -558,7 +604,7 @@ async fn remove_one(
                 .map_err(|e| e.unwrap_or_else(|| stuck(options)))?;
         }
         reporter.status(progress_id, "deleting");
-        image_template::delete_template(arm, id, &lro)
+        bounded_delete(arm, writes, id, &lro)
             .await
             .map_err(|e| crate::report::error_text(&e, None))
     }
@@ -581,7 +627,7 @@ fn stuck(options: &Options) -> String {
 /// Reads the template until its build is no longer `Running`/`Canceling`: `Err(None)` when
 /// `limit` passed first, `Err(Some(why))` when a read failed.
 async fn wait_not_canceling(
-    arm: &crate::azure::arm::ArmClient,
+    arm: &ArmClient,
     id: &str,
     limit: Duration,
     poll: Duration,
@@ -603,13 +649,15 @@ async fn wait_not_canceling(
 }
 
 /// Empties (or removes) the user-given staging group when no template left in the group uses it.
+/// Leftovers may be of any type: each is deleted with the api-version its provider's
+/// registration lists for it (read once per namespace).
 async fn clean_staging(
     azure: &Azure,
     (sub, group): (&str, &str),
     group_id: &str,
     planned_deletes: &[String],
     options: &Options,
-    reporter: &Arc<dyn Reporter>,
+    (reporter, writes): (&Arc<dyn Reporter>, &Semaphore),
     failures: &mut Vec<String>,
 ) -> StagingOutcome {
     let mut outcome = StagingOutcome {
@@ -701,16 +749,18 @@ async fn clean_staging(
         }
         return outcome;
     }
+    let versions = ProviderVersions::new();
     let results: Vec<(String, Result<(), ArmError>)> =
-        futures::stream::iter(outcome.resources.clone().into_iter().map(|id| {
-            let arm = azure.arm.clone();
+        futures::future::join_all(outcome.resources.iter().map(|id| {
+            let (arm, versions) = (&azure.arm, &versions);
             async move {
-                let r = arm.delete(&id).await;
-                (id, r)
+                let r = match versions.versioned(arm, id).await {
+                    Ok(path) => bounded_delete(arm, writes, &path, &LroOptions::default()).await,
+                    Err(e) => Err(e),
+                };
+                (id.clone(), r)
             }
         }))
-        .buffer_unordered(options.concurrency.max(1))
-        .collect()
         .await;
     let mut ok = true;
     for (id, r) in results {

@@ -18,6 +18,7 @@
 pub mod api_versions;
 mod error;
 mod lro;
+pub mod provider_versions;
 pub mod retry;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -36,6 +37,7 @@ pub use error::{
     ArmError, ErrorDetail, GaveUpReason, OperationFailure, ServiceError, role_for_action,
 };
 pub use lro::{LroOptions, PollOptions, Progress, ProgressCallback, Started};
+pub use provider_versions::ProviderVersions;
 pub use retry::RetryOptions;
 
 use super::Observer;
