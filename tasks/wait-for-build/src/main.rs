@@ -63,13 +63,31 @@ struct Cli {
     /// Fail when the build only partially succeeded.
     #[arg(long)]
     strict: bool,
+
+    /// The run's operation-status URL (the Azure-AsyncOperation of POST …/run), followed in
+    /// addition to the template's lastRunStatus when given.
+    #[arg(long, value_name = "URL")]
+    run_operation: Option<String>,
+
+    /// Do not read customization.log (neither while customizing nor on failure).
+    #[arg(long)]
+    no_log: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let environment = Environment::from_process();
-    let reporter = report::build(cli.run.output.into(), &environment);
-    let status = run(&cli, &reporter, &Env::from_process());
+    let format = cli.run.output.into();
+    let reporter = report::build(format, &environment);
+    // A live status line only where it redraws in place: a person at a terminal.
+    let live = matches!(
+        report::flavor(format, &environment),
+        report::Flavor::Terminal {
+            interactive: true,
+            ..
+        }
+    );
+    let status = run(&cli, &reporter, &Env::from_process(), live);
     if let Err(err) = reporter.finish() {
         eprintln!("error: {err}");
     }
@@ -83,7 +101,7 @@ fn duration(value: f64, unit: f64) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
-fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
+fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env, live: bool) -> ExitStatus {
     let parameters = match cli.parameters.load() {
         Ok(p) => p,
         Err(err) => {
@@ -128,6 +146,9 @@ fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
         timeout,
         cancel_on_timeout: cli.cancel_on_timeout,
         strict: cli.strict,
+        run_operation: cli.run_operation.clone(),
+        live_status: live,
+        follow_log: !cli.no_log,
         ..Options::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 pub const GROUP: &str = "rg-aib-test";
 const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+/// Storage Blob Data Reader: what reading customization.log needs.
+pub const BLOB_READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
 
 /// A running emulator with the infrastructure, and a repository root.
 pub struct World {
@@ -20,12 +22,24 @@ pub struct World {
     pub azure: Azure,
     pub root: tempfile::TempDir,
     pub sub: String,
+    /// The parameter file's text.
+    pub params: String,
 }
 
 impl World {
     /// Starts the emulator (600x clock; builds spend `build` emulated in `Building`; a run
     /// fails in `fail_in` when given).
     pub async fn start(build: Duration, fail_in: Option<&str>) -> World {
+        World::start_with(build, fail_in, default_steps(), |_| {}).await
+    }
+
+    /// [`World::start`] with these customization steps and knobs changed by `tune`.
+    pub async fn start_with(
+        build: Duration,
+        fail_in: Option<&str>,
+        steps: Value,
+        tune: impl FnOnce(&mut KnobValues),
+    ) -> World {
         let mut k = KnobValues {
             time_scale: 600.0,
             list_lag: Duration::from_secs(0),
@@ -39,10 +53,12 @@ impl World {
         k.aib.create = Duration::from_secs(60);
         k.aib.build = build;
         k.aib.fail_in = fail_in.map(str::to_owned);
+        k.token_lifetime = Duration::from_secs(3_600_000);
+        tune(&mut k);
         let emu = Emulator::start(EmulatorConfig {
             azurite: true,
-            time_scale: 600.0,
-            token_lifetime: Duration::from_secs(3_600_000),
+            time_scale: k.time_scale,
+            token_lifetime: k.token_lifetime,
             knobs: k,
             ..Default::default()
         })
@@ -87,11 +103,12 @@ impl World {
             )
             .await
             .expect("image definition");
+        let params = parameter_file_with(steps);
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("parameters")).unwrap();
         std::fs::write(
             root.path().join("parameters/test.image.parameters.json"),
-            parameter_file(),
+            &params,
         )
         .unwrap();
         World {
@@ -99,12 +116,27 @@ impl World {
             azure,
             root,
             sub,
+            params,
         }
     }
 
     /// Creates template `name` from the parameter file and starts its build.
     pub async fn trigger(&self, name: &str) {
-        let file = aib::config::parse_str("test", &parameter_file()).expect("valid");
+        self.trigger_with_operation(name).await;
+    }
+
+    /// Lets the test principal read blobs in the whole subscription (staging accounts included).
+    pub fn grant_blob_reader(&self) {
+        self.emu.grant(
+            self.emu.object_id(),
+            BLOB_READER,
+            &format!("/subscriptions/{}", self.sub),
+        );
+    }
+
+    /// [`World::trigger`], returning the run's `Azure-AsyncOperation` URL.
+    pub async fn trigger_with_operation(&self, name: &str) -> String {
+        let file = aib::config::parse_str("test", &self.params).expect("valid");
         let body = template_body(
             &file.parameters,
             &BodyInputs {
@@ -119,9 +151,23 @@ impl World {
         image_template::create_template(&self.azure.arm, &id, &body, &Default::default())
             .await
             .expect("template created");
-        image_template::start_run(&self.azure.arm, &id)
+        let started = self
+            .azure
+            .arm
+            .send(
+                reqwest::Method::POST,
+                &format!("{id}/run"),
+                None::<&()>,
+                aib::azure::arm::Idempotency::NotIdempotent,
+            )
             .await
             .expect("build started");
+        started
+            .headers
+            .get("azure-asyncoperation")
+            .and_then(|v| v.to_str().ok())
+            .expect("an Azure-AsyncOperation header")
+            .to_owned()
     }
 
     /// The template as the emulator has it.
@@ -211,8 +257,18 @@ pub fn secret_env(emu: &Emulator) -> Env {
     ])
 }
 
+/// One inline step that succeeds.
+pub fn default_steps() -> Value {
+    json!([{"type": "Shell", "name": "hello", "inline": ["echo hi"]}])
+}
+
 /// A valid parameter file with inline steps only (no scripts to upload).
 pub fn parameter_file() -> String {
+    parameter_file_with(default_steps())
+}
+
+/// [`parameter_file`] with these customization steps.
+pub fn parameter_file_with(steps: Value) -> String {
     json!({
         "$schema": "https://aib.dev/image.parameters.schema.json",
         "contentVersion": "1.0.0.0",
@@ -231,7 +287,7 @@ pub fn parameter_file() -> String {
                 "namePrefix": "it-test",
                 "imageSource": {"type": "PlatformImage", "publisher": "Canonical",
                     "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2"},
-                "customizationSteps": [{"type": "Shell", "name": "hello", "inline": ["echo hi"]}],
+                "customizationSteps": steps,
                 "replicationRegions": ["westeurope"]
             }}
         }

@@ -6,7 +6,8 @@ use crate::support::World;
 
 const NAME: &str = "it-test-2026-11-28-14-00-00";
 
-/// A build that succeeds: exit 0, the phases in order, the gallery image version id as output.
+/// A build that succeeds: exit 0, the phases in order, the gallery image version id as output,
+/// and a JSON outcome that matches its published schema.
 #[tokio::test(flavor = "multi_thread")]
 async fn wait_ends_with_the_image_version() {
     // Arrange
@@ -43,6 +44,21 @@ async fn wait_ends_with_the_image_version() {
         customizing.is_some() && distributing > customizing,
         "{phases:?}"
     );
+    // The document has exactly the fields its published schema lists.
+    let schema = aib::steps::wait_for_build::outcome_schema();
+    let mut documented: Vec<&String> = schema["properties"]
+        .as_object()
+        .expect("schema properties")
+        .keys()
+        .collect();
+    let mut printed: Vec<&String> = outcome.as_object().expect("an object").keys().collect();
+    documented.sort();
+    printed.sort();
+    assert_eq!(printed, documented);
+    for required in schema["required"].as_array().expect("required fields") {
+        let key = required.as_str().unwrap();
+        assert!(!outcome[key].is_null(), "{key} is required: {outcome:#}");
+    }
 }
 
 /// A build that fails while customizing: exit 1 with the service's message.

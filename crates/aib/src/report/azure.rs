@@ -35,6 +35,9 @@ struct State {
     progress: Tracker,
     summary: String,
     summary_sent: bool,
+    /// The last `task.setprogress` value sent by [`Reporter::percent`], so a wait that polls
+    /// every few seconds does not repeat it.
+    last_percent: Option<u8>,
 }
 
 impl State {
@@ -66,6 +69,7 @@ impl AzurePipelines {
                 progress: Tracker::default(),
                 summary: String::new(),
                 summary_sent: false,
+                last_percent: None,
             }),
             summary_file,
             clock: Arc::new(SystemClock),
@@ -150,6 +154,20 @@ impl Reporter for AzurePipelines {
         if let Some(line) = st.progress.status(id, text) {
             st.text(&line);
         }
+    }
+
+    fn percent(&self, _id: ProgressId, percent: u8, text: &str) {
+        let mut st = lock(&self.state);
+        if st.last_percent == Some(percent) {
+            return;
+        }
+        st.last_percent = Some(percent);
+        let text = st.masker.mask(text).into_owned();
+        st.command(&command(
+            "task.setprogress",
+            &[("value", Some(percent.min(100).to_string()))],
+            &text,
+        ));
     }
 
     fn progress_finish(&self, id: ProgressId, message: &str) {

@@ -100,6 +100,14 @@ pub trait Reporter: Send + Sync {
     /// The indicator `id` is done; `message` is its last word (e.g. `3 uploaded, 5 unchanged`).
     fn progress_finish(&self, id: ProgressId, message: &str);
 
+    /// How far a long wait of unknown length has come, as a whole percentage estimated by the
+    /// step (an image build by its phase), with what it is doing. Only Azure Pipelines has a
+    /// place for it (`##vso[task.setprogress]`, shown on the task); the other backends show
+    /// waits through [`Reporter::status`] and ignore it.
+    fn percent(&self, id: ProgressId, percent: u8, text: &str) {
+        let _ = (id, percent, text);
+    }
+
     /// A problem or remark, tied to a file position when one is known.
     fn annotate(&self, annotation: &Annotation);
 

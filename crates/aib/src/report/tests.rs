@@ -556,3 +556,23 @@ fn github_annotation_leaves_out_unknown_properties() {
         "::notice::n\n::error file=f.json::e\n::warning file=f.json,line=2::w\n"
     );
 }
+
+/// A wait's estimated percentage is a `task.setprogress` command on Azure Pipelines, sent
+/// only when it changes (a build polled every few seconds does not repeat it), and nothing on
+/// the other backends.
+#[test]
+fn azure_percent_is_setprogress_once_per_change() {
+    let (r, out, _) = azure(None);
+    let id = ProgressId(0);
+    r.percent(id, 20, "Customizing");
+    r.percent(id, 20, "Customizing");
+    r.percent(id, 85, "Distributing");
+    assert_eq!(
+        out.text(),
+        "##vso[task.setprogress value=20;]Customizing\n\
+         ##vso[task.setprogress value=85;]Distributing\n"
+    );
+    let (t, text, _) = plain_terminal();
+    t.percent(id, 20, "Customizing");
+    assert_eq!(text.text(), "");
+}

@@ -14,6 +14,7 @@
 //! leaves a partial blob under the final name. Memory is bounded by a shared [`MemoryBudget`]:
 //! a block is read from disk only once budget is free for it.
 
+pub mod download;
 pub mod shared_key;
 
 use std::path::{Path, PathBuf};
