@@ -4,7 +4,9 @@
 //! arguments and one `run` function that calls the library and returns an
 //! [`ExitStatus`]; `main` only parses, dispatches and turns the status into the exit code.
 
+mod run;
 mod schema;
+mod steps;
 mod validate;
 mod whoami;
 
@@ -15,6 +17,8 @@ use clap::{Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
+  aib run --env sbx --scope All --wait          the whole pipeline for sbx (see aib run --help)
+  aib steps --scope \"Only image\" --wait         which steps a scope runs
   aib validate                                  check every bundled file under ./parameters
   aib validate --env prd --os windows           check parameters/prd.image.parameters.windows.json
   aib validate --parameters my.parameters.json  check one file of your own
@@ -35,6 +39,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Run(run::Args),
+    Steps(steps::Args),
     Validate(validate::Args),
     Schema(schema::Args),
     Whoami(whoami::Args),
@@ -43,6 +49,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let status: ExitStatus = match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Steps(args) => steps::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Whoami(args) => whoami::run(&args),

@@ -1,0 +1,294 @@
+//! `aib run`: the steps a scope selects, in order, for one environment or a walk of the stages
+//! (sbx → dev → prd) — what the bundled pipelines do, from a terminal.
+//!
+//! Glue only: flags → every environment's parameter file loaded and validated (bad input exits
+//! 2 before any call to Azure) → one session → `aib::pipeline::run`, with Ctrl-C/SIGTERM
+//! turned into the pipeline's stop. Order, chaining, output and summary are the library's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aib::azure::args::AzureArgs;
+use aib::azure::env::Env;
+use aib::cli::{ParameterArgs, RunArgs, provenance, report_parameter_error, session};
+use aib::exit::ExitStatus;
+use aib::pipeline::{self, Options, Scope, Stop, Switches, Target, environments};
+use aib::report::{self, Environment, Flavor, Reporter, report_error};
+use aib::steps::deploy_infra::RoleMode;
+
+/// The long help's closing text: the scope table (generated), the stages and examples.
+pub fn after_help() -> String {
+    format!(
+        "Scopes (--scope):\n{table}\n\nStages: --start-env A --through B runs the environments {stages} from A\nthrough B in that order, each with every step of the scope, and stops at the first\nfailure (later environments are not started). Every parameter file is checked first.\n\n\
+Examples:\n  \
+aib run --env sbx --scope All --wait --remove-previous\n      \
+the whole pipeline for sbx: remove old templates, infrastructure, scripts, build, wait\n  \
+aib run --env sbx --scope \"Only image\" --wait\n      \
+a new image from the scripts already uploaded\n  \
+aib run --env prd --os windows --scope only-infrastructure --what-if\n      \
+what deploy-infra and upload-scripts would change for prd (windows), changing nothing\n  \
+aib run --start-env sbx --through prd --scope All --wait\n      \
+sbx, then dev, then prd\n  \
+aib run --env local --scope All --wait --output json\n      \
+one JSON document: every step's outcome, the template and the image version\n\n\
+Exit codes: 0 ok, 1 an Azure operation or the build failed, 2 bad input (nothing was sent),\n\
+3 timeout, 130 interrupted (the first failing step's code).",
+        table = pipeline::scope::help_table(),
+        stages = environments::STAGES.join(" → "),
+    )
+}
+
+/// Run the pipeline steps a scope selects, in order, for one environment (or several stages):
+/// remove-templates, deploy-infra, upload-scripts, trigger-build, wait-for-build.
+///
+/// Each step's outputs feed the next in-process (deploy-infra's blob endpoint, trigger-build's
+/// template name). --what-if is passed to every step.
+#[derive(Debug, clap::Args)]
+#[command(after_help = after_help(), after_long_help = after_help())]
+pub struct Args {
+    #[command(flatten)]
+    pub parameters: ParameterArgs,
+
+    /// First stage of a walk through sbx → dev → prd; needs --through.
+    /// Example: `--start-env sbx --through dev`.
+    #[arg(long, value_name = "ENV", requires = "through", conflicts_with_all = ["env", "parameters"])]
+    pub start_env: Option<String>,
+
+    /// Last stage of the walk (included). Example: `--through prd`.
+    #[arg(long, value_name = "ENV", requires = "start_env")]
+    pub through: Option<String>,
+
+    /// Which steps run (see the table below; case-insensitive). Example: `--scope "Only image"`.
+    #[arg(long, value_name = "SCOPE", value_parser = Scope::parse)]
+    pub scope: Scope,
+
+    /// Follow the build to its end (adds wait-for-build after trigger-build).
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Delete this image's earlier templates first (adds remove-templates before the rest).
+    #[arg(long)]
+    pub remove_previous: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// deploy-infra: roles of Image Builder's identity, `least-privilege` (default) or
+    /// `contributor`. Example: `--role-mode contributor`.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = RoleModeArg::LeastPrivilege)]
+    pub role_mode: RoleModeArg,
+
+    /// trigger-build: no new build when the newest image version already has these inputs.
+    #[arg(long)]
+    pub skip_if_unchanged: bool,
+
+    /// trigger-build: start even when a build of the same image is running.
+    #[arg(long)]
+    pub allow_concurrent: bool,
+
+    /// wait-for-build: seconds between polls once the build is under way. Example:
+    /// `--poll-interval 30`.
+    #[arg(long, value_name = "SECONDS", default_value = "15", value_parser = seconds)]
+    pub poll_interval: Duration,
+
+    /// wait-for-build: minutes to wait for the build (default: its build timeout plus 30).
+    /// Example: `--timeout 90`.
+    #[arg(long, value_name = "MINUTES", value_parser = minutes)]
+    pub timeout: Option<Duration>,
+
+    /// remove-templates: keep the newest N finished templates. Example: `--keep 2`.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep: u32,
+
+    #[command(flatten)]
+    pub azure: AzureArgs,
+}
+
+/// The `--role-mode` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleModeArg {
+    /// A custom role with the actions of image creation and distribution, on the resource group.
+    LeastPrivilege,
+    /// Contributor on the subscription.
+    Contributor,
+}
+
+fn positive(text: &str, unit: f64) -> Result<Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number"))?;
+    Duration::try_from_secs_f64(value * unit)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("'{text}' must be a positive number"))
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    positive(text, 1.0)
+}
+
+fn minutes(text: &str) -> Result<Duration, String> {
+    positive(text, 60.0)
+}
+
+/// The environment a file is for by its name (`dev.image.parameters.windows.json` → `dev`), else
+/// the file name: what step lines and the outcome call it.
+fn environment_of(file: &std::path::Path) -> String {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.display().to_string());
+    match name.find(".image.parameters") {
+        Some(i) if i > 0 => name[..i].to_owned(),
+        _ => name,
+    }
+}
+
+/// Loads every environment, connects, runs the pipeline, maps its end to the exit status.
+pub fn run(args: &Args) -> ExitStatus {
+    let environment = Environment::from_process();
+    let format = args.run.output.into();
+    let reporter = report::build(format, &environment);
+    let status = execute(args, &reporter, &Env::from_process(), &environment);
+    if let Err(err) = reporter.finish() {
+        eprintln!("error: {err}");
+    }
+    status
+}
+
+/// Every environment's parameter file, loaded and validated, or the status after reporting why.
+fn targets(args: &Args, reporter: &dyn Reporter) -> Result<Vec<Target>, ExitStatus> {
+    let selections: Vec<(String, ParameterArgs)> = match (&args.start_env, &args.through) {
+        (Some(start), Some(through)) => environments::walk(start, through)
+            .map_err(|err| {
+                report_error(reporter, &err, None);
+                err.exit_status()
+            })?
+            .into_iter()
+            .map(|env| {
+                let selection = ParameterArgs {
+                    env: Some(env.clone()),
+                    ..args.parameters.clone()
+                };
+                (env, selection)
+            })
+            .collect(),
+        _ => {
+            let name = match (&args.parameters.env, &args.parameters.parameters) {
+                (Some(env), _) => env.clone(),
+                (None, Some(file)) => environment_of(file),
+                (None, None) => String::new(),
+            };
+            vec![(name, args.parameters.clone())]
+        }
+    };
+    let mut targets = Vec::new();
+    let mut bad = false;
+    for (environment, selection) in selections {
+        match selection.load() {
+            Ok(parameters) => targets.push(Target {
+                environment,
+                parameters,
+            }),
+            Err(err) => {
+                report_parameter_error(reporter, &err);
+                bad = true;
+            }
+        }
+    }
+    if bad {
+        return Err(ExitStatus::BadInput);
+    }
+    Ok(targets)
+}
+
+fn execute(
+    args: &Args,
+    reporter: &Arc<dyn Reporter>,
+    env: &Env,
+    environment: &Environment,
+) -> ExitStatus {
+    let targets = match targets(args, reporter.as_ref()) {
+        Ok(t) => t,
+        Err(status) => return status,
+    };
+    let session = match session(&args.azure, env, reporter) {
+        Ok(s) => s,
+        Err(status) => return status,
+    };
+    let mut options = Options::new(args.scope);
+    options.switches = Switches {
+        wait: args.wait,
+        remove_previous: args.remove_previous,
+    };
+    options.what_if = args.run.what_if;
+    options.root = args.parameters.root.clone();
+    options.deploy_infra.role_mode = match args.role_mode {
+        RoleModeArg::LeastPrivilege => RoleMode::LeastPrivilege,
+        RoleModeArg::Contributor => RoleMode::Contributor,
+    };
+    options.upload_scripts.line_per_file = !matches!(
+        report::flavor(args.run.output.into(), environment),
+        Flavor::Terminal {
+            interactive: true,
+            ..
+        }
+    );
+    let (commit, run_url) = provenance(env);
+    options.trigger_build.commit = commit;
+    options.trigger_build.run_url = run_url;
+    options.trigger_build.skip_if_unchanged = args.skip_if_unchanged;
+    options.trigger_build.allow_concurrent = args.allow_concurrent;
+    options.wait_for_build.poll_interval = args.poll_interval;
+    options.wait_for_build.timeout = args.timeout;
+    options.remove_templates.keep = args.keep as usize;
+    let stop = Stop::new();
+    options.stop = stop.clone();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            report_error(reporter.as_ref(), &err, None);
+            return ExitStatus::AzureFailure;
+        }
+    };
+    runtime.block_on(async {
+        let on_signal = reporter.clone();
+        tokio::spawn(async move {
+            interrupted().await;
+            on_signal.info("Interrupted: stopping (deploy-infra after the operation in flight).");
+            stop.trigger();
+        });
+        match pipeline::run(&targets, &options, &session, reporter).await {
+            Ok(_) => ExitStatus::Success,
+            Err(err) => err.exit_status(),
+        }
+    })
+}
+
+/// Ctrl-C, or SIGTERM (what a CI agent sends when a job is canceled).
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
