@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod env_vars;
 pub mod exit;
+pub mod github;
 pub mod pipeline;
 pub mod report;
 pub mod secret;
