@@ -156,3 +156,24 @@ test('missing_platform_binary_fails_naming_it', async (t) => {
   assert.equal(res.status, 1);
   assert.match(res.stdout, /the extension has no upload-scripts for (linux|darwin|win32)-/);
 });
+
+/** An agent platform without a bundled binary fails listing the supported ones. */
+test('unknown_platform_fails_listing_the_supported_ones', () => {
+  const { platformFor } = require('../index.js');
+  assert.equal(platformFor('linux', 'arm64'), 'linux-arm64');
+  assert.throws(() => platformFor('freebsd', 'x64'), /no aib binary for this agent \(freebsd-x64\); the extension has linux-x64, linux-arm64, win32-x64, darwin-x64, darwin-arm64/);
+});
+
+/** A connection given only as the ENDPOINT_AUTH_<id> JSON document (no per-parameter variables) works the same. */
+test('connection_from_the_authorization_json_alone', () => {
+  const { credential } = require('../index.js');
+  const env = {
+    INPUT_AZURESUBSCRIPTION: CONN,
+    [`ENDPOINT_AUTH_${CONN}`]: JSON.stringify({ scheme: 'ServicePrincipal', parameters: { serviceprincipalid: CLIENT, tenantid: TENANT, serviceprincipalkey: CLIENT_SECRET } }),
+    [`ENDPOINT_DATA_${CONN}_SUBSCRIPTIONID`]: SUB,
+  };
+  const cred = credential(env);
+  assert.deepEqual(cred.args, ['--auth', 'secret', '--client-id', CLIENT, '--tenant-id', TENANT, '--subscription-id', SUB]);
+  assert.deepEqual(cred.env, { AZURE_CLIENT_SECRET: CLIENT_SECRET });
+  assert.deepEqual(cred.secrets, [CLIENT_SECRET]);
+});
