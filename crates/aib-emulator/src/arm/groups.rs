@@ -375,7 +375,7 @@ pub(crate) fn providers(ctx: &Ctx<'_>, ns: Option<&str>) -> Response {
             "namespace": n,
             "registrationState": "Registered",
             "registrationPolicy": "RegistrationRequired",
-            "resourceTypes": [],
+            "resourceTypes": super::generic::resource_types(n),
         })
     };
     match ns {

@@ -6,6 +6,7 @@
 //! at creation; some answers echo `resourcegroups` lower-case, as the real service sometimes does.
 
 pub(crate) mod compute;
+pub(crate) mod generic;
 pub(crate) mod groups;
 pub(crate) mod identity;
 pub(crate) mod imagebuilder;
@@ -139,7 +140,7 @@ pub(crate) fn supported_versions(ns: &str) -> Option<&'static [&'static str]> {
             "2021-07-01",
         ],
         "microsoft.virtualmachineimages" => &["2025-10-01", "2024-02-01"],
-        _ => return None,
+        other => return generic::supported_generic_versions(other),
     })
 }
 
@@ -522,6 +523,7 @@ async fn route(ctx: &Ctx<'_>) -> Response {
                 ("microsoft.virtualmachineimages", "imagetemplates") => {
                     imagebuilder::handle(ctx, &rg).await
                 }
+                _ if generic::holds(ns, typ) => generic::handle(ctx, &rg).await,
                 _ => unknown_type(ctx, ns, typ),
             }
         }
