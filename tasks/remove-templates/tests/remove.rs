@@ -393,3 +393,70 @@ async fn unused_staging_group_leftovers_are_removed_and_the_group_stays() {
         "the group stays without --remove-staging-group"
     );
 }
+
+/// A leftover of a type the api-version table does not list (a network security group, as a
+/// failed build leaves behind) is removed with the newest stable version its provider's
+/// registration lists, read once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leftover_of_an_unlisted_type_is_removed() {
+    let w = World::start("lin-it", Some("rg-stage")).await;
+    let _: serde_json::Value = w
+        .azure
+        .arm
+        .put(
+            &w.group_id("rg-stage"),
+            &serde_json::json!({"location": "westeurope"}),
+        )
+        .await
+        .expect("staging group");
+    let nsgs: Vec<String> = ["nsg-a", "nsg-b"]
+        .iter()
+        .map(|n| {
+            format!(
+                "{}/providers/Microsoft.Network/networkSecurityGroups/{n}",
+                w.group_id("rg-stage")
+            )
+        })
+        .collect();
+    // The emulator's newest stable Microsoft.Network version; the table has none.
+    let versioned = |id: &str| format!("{id}?api-version=2024-07-01");
+    for nsg in &nsgs {
+        let _: serde_json::Value = w
+            .azure
+            .arm
+            .put(
+                &versioned(nsg),
+                &serde_json::json!({"location": "westeurope"}),
+            )
+            .await
+            .expect("leftover");
+    }
+    w.emu.clear_requests();
+
+    let run = w.run(&["--output", "json"]);
+    run.expect(0);
+    let staging = &run.outcome()["staging"];
+    assert_eq!(staging["action"], "emptied", "{staging}");
+    assert_eq!(staging["resources"].as_array().map(Vec::len), Some(2));
+    for nsg in &nsgs {
+        let gone: Option<serde_json::Value> =
+            w.azure.arm.get_optional(&versioned(nsg)).await.unwrap();
+        assert!(gone.is_none(), "{nsg} is removed");
+    }
+    let log = w.emu.requests();
+    let deletes: Vec<&str> = log
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.contains("networkSecurityGroups"))
+        .map(|r| r.query.as_str())
+        .collect();
+    assert_eq!(deletes.len(), 2, "{deletes:?}");
+    assert!(
+        deletes.iter().all(|q| q.contains("api-version=2024-07-01")),
+        "{deletes:?}"
+    );
+    let registrations = log
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/providers/Microsoft.Network"))
+        .count();
+    assert_eq!(registrations, 1, "the registration is read once per run");
+}
