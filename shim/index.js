@@ -198,7 +198,7 @@ function credential(env) {
       envGet(env, 'SYSTEM_ACCESSTOKEN') ||
       ''
     ).trim();
-    if (!uri) throw new ShimError('workload identity federation needs System.OidcRequestUri, which this agent does not set (agent 3.232.1 or newer)');
+    if (!uri) throw new ShimError('workload identity federation needs System.OidcRequestUri, which this agent does not set (update the agent)');
     if (!token) throw new ShimError('workload identity federation needs the job access token (System.AccessToken), which this step did not get');
     childEnv.SYSTEM_OIDCREQUESTURI = uri;
     childEnv.SYSTEM_ACCESSTOKEN = token;
