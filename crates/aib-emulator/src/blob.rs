@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::arm::rbac;
 use crate::core::{Inner, STORAGE_AUD, storage_error, unix_now, with_caller};
-use crate::knobs::Knobs;
+use crate::knobs::Fault;
 
 const BLOB_DATA: &str = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs";
 
@@ -87,7 +87,7 @@ pub(crate) async fn handle(inner: &Inner, parts: http::request::Parts, body: Bod
     };
 
     let knobs = inner.knobs.get();
-    if Knobs::roll(knobs.throttle_rate) {
+    if inner.knobs.fire(Fault::BlobThrottle, knobs.throttle_rate) {
         let mut r = storage_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServerBusy",
@@ -98,7 +98,10 @@ pub(crate) async fn handle(inner: &Inner, parts: http::request::Parts, body: Bod
         }
         return r;
     }
-    if Knobs::roll(knobs.server_error_rate) {
+    if inner
+        .knobs
+        .fire(Fault::BlobServerError, knobs.server_error_rate)
+    {
         return storage_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
@@ -232,7 +235,7 @@ pub(crate) async fn handle(inner: &Inner, parts: http::request::Parts, body: Bod
                 &format!("AccountName=\"{account}\""),
             );
         Response::new(Body::from(text))
-    } else if Knobs::roll(knobs.slow_body_rate) {
+    } else if inner.knobs.fire(Fault::SlowBody, knobs.slow_body_rate) {
         Response::new(Body::from_stream(trickle(
             Box::pin(resp.bytes_stream()),
             knobs.slow_body_delay,

@@ -145,6 +145,25 @@ pub(crate) struct World {
     pub identity_clients: HashMap<String, String>,
     /// Image Builder templates and their operations (arm/imagebuilder.rs).
     pub aib: crate::arm::imagebuilder::AibState,
+    /// Provider namespaces (lower case) not registered yet: `None` = NotRegistered,
+    /// `Some(t)` = Registering until `t`. Every other namespace is Registered.
+    pub unregistered: HashMap<String, Option<Instant>>,
+}
+
+impl World {
+    /// The registration state ARM reports for a namespace (lower case), settling a finished
+    /// registration.
+    pub fn provider_state(&mut self, ns: &str) -> &'static str {
+        match self.unregistered.get(ns) {
+            None => "Registered",
+            Some(None) => "NotRegistered",
+            Some(Some(until)) if Instant::now() >= *until => {
+                self.unregistered.remove(ns);
+                "Registered"
+            }
+            Some(Some(_)) => "Registering",
+        }
+    }
 }
 
 /// Rate-limit buckets: (principal, class) → (tokens left, last refill).

@@ -59,6 +59,26 @@ pub struct KnobValues {
     pub slow_body_delay: Duration,
     /// Image Builder timings and faults (see [`crate::AibKnobs`]).
     pub aib: crate::AibKnobs,
+    /// Roll each fault independently (`true`) instead of spreading it evenly (`false`: a rate
+    /// of 0.2 fails exactly every fifth request of its kind). Spread faults make a test's
+    /// "faults were injected" hold on every run; random ones suit long soak runs by hand.
+    pub random_faults: bool,
+}
+
+/// The kinds of injected fault, each spread over its own stream of requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    ArmThrottle,
+    ArmServerError,
+    BlobThrottle,
+    BlobServerError,
+    SlowBody,
+    Drop,
+    AibInternal,
+}
+
+impl Fault {
+    const COUNT: usize = 7;
 }
 
 /// The header a resource provider uses to advertise a running operation (contract section 2.2):
@@ -126,17 +146,18 @@ impl Default for KnobValues {
             slow_body_rate: 0.0,
             slow_body_delay: Duration::from_millis(50),
             aib: crate::AibKnobs::default(),
+            random_faults: false,
         }
     }
 }
 
 /// Cheap clone handle on the knobs of one running emulator; changes apply at once.
 #[derive(Clone, Debug, Default)]
-pub struct Knobs(Arc<RwLock<KnobValues>>);
+pub struct Knobs(Arc<RwLock<KnobValues>>, Arc<Mutex<[f64; Fault::COUNT]>>);
 
 impl Knobs {
     pub(crate) fn new(values: KnobValues) -> Self {
-        Self(Arc::new(RwLock::new(values)))
+        Self(Arc::new(RwLock::new(values)), Arc::default())
     }
 
     /// A copy of the current values.
@@ -243,8 +264,27 @@ impl Knobs {
         Duration::from_secs_f64(emulated.as_secs_f64() / scale)
     }
 
-    pub(crate) fn roll(rate: f64) -> bool {
-        rate > 0.0 && rand::rng().random_bool(rate.clamp(0.0, 1.0))
+    /// Whether this request gets `fault`, at `rate` (0..1). Spread mode carries the fraction
+    /// over between requests, so n requests get floor(n x rate) or one more such faults.
+    pub(crate) fn fire(&self, fault: Fault, rate: f64) -> bool {
+        let rate = rate.clamp(0.0, 1.0);
+        if rate <= 0.0 || rate.is_nan() {
+            return false;
+        }
+        if self.get().random_faults {
+            return rand::rng().random_bool(rate);
+        }
+        let Ok(mut carried) = self.1.lock() else {
+            return false;
+        };
+        let slot = &mut carried[fault as usize];
+        *slot += rate;
+        if *slot >= 1.0 - 1e-9 {
+            *slot -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -321,5 +361,39 @@ impl RequestLog {
         if let Ok(mut v) = self.0.lock() {
             v.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_faults_hit_their_share_exactly() {
+        let knobs = Knobs::new(KnobValues::default());
+        let hits = (0..100)
+            .filter(|_| knobs.fire(Fault::ArmThrottle, 0.2))
+            .count();
+        assert_eq!(hits, 20);
+        let every = (0..10).filter(|_| knobs.fire(Fault::Drop, 1.0)).count();
+        assert_eq!(every, 10);
+        assert!(!(0..10).any(|_| knobs.fire(Fault::SlowBody, 0.0)));
+        // Each kind keeps its own count: a throttle does not use up a server error.
+        let third = (0..9)
+            .filter(|_| knobs.fire(Fault::ArmServerError, 1.0 / 3.0))
+            .count();
+        assert_eq!(third, 3);
+    }
+
+    #[test]
+    fn random_faults_roll_independently() {
+        let knobs = Knobs::new(KnobValues {
+            random_faults: true,
+            ..KnobValues::default()
+        });
+        let hits = (0..10_000)
+            .filter(|_| knobs.fire(Fault::ArmThrottle, 0.5))
+            .count();
+        assert!((4_000..6_000).contains(&hits), "{hits}");
     }
 }

@@ -101,6 +101,10 @@ pub struct EmulatorConfig {
     pub azurite_pool_size: usize,
     /// Storage account names "taken by someone else" (global uniqueness: 409 `StorageAccountAlreadyTaken`).
     pub foreign_storage_names: Vec<String>,
+    /// Provider namespaces the subscription has not registered (e.g. `Microsoft.VirtualMachineImages`):
+    /// writes of their resources answer 409 `MissingSubscriptionRegistration` until a principal
+    /// with `<ns>/register/action` registers them (which takes `lro_duration`).
+    pub unregistered_providers: Vec<String>,
     /// Fixed ids (random when None), e.g. to keep them stable across runs of the binary.
     pub tenant_id: Option<String>,
     /// See `tenant_id`.
@@ -134,6 +138,7 @@ impl Default for EmulatorConfig {
                 "teststorage".into(),
                 "aib".into(),
             ],
+            unregistered_providers: Vec::new(),
             tenant_id: None,
             subscription_id: None,
             client_id: None,
@@ -253,6 +258,11 @@ impl Emulator {
         let oid = core::new_guid();
         let mut world = World {
             foreign_storage_names: config.foreign_storage_names.clone(),
+            unregistered: config
+                .unregistered_providers
+                .iter()
+                .map(|n| (n.to_ascii_lowercase(), None))
+                .collect(),
             azurite_free: azurite_accounts.iter().map(|(n, _)| n.clone()).collect(),
             azurite_keys: azurite_accounts.iter().cloned().collect(),
             ..Default::default()

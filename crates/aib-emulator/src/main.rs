@@ -67,6 +67,9 @@ struct Cli {
     /// Share (0..1) of connections dropped without an answer.
     #[arg(long, default_value_t = 0.0)]
     drop_rate: f64,
+    /// Roll every fault at random instead of spreading it evenly (0.2 = every fifth request).
+    #[arg(long)]
+    random_faults: bool,
     /// Share (0..1) of blob answers whose body trickles out in 16 KiB pieces.
     #[arg(long, default_value_t = 0.0)]
     slow_body_rate: f64,
@@ -130,6 +133,7 @@ async fn main() -> Result<()> {
             throttle_retry_after: cli.throttle_retry_after,
             server_error_rate: cli.server_error_rate,
             drop_rate: cli.drop_rate,
+            random_faults: cli.random_faults,
             slow_body_rate: cli.slow_body_rate,
             slow_body_delay: Duration::from_millis(cli.slow_body_delay_ms),
             federated_token_lifetime: Duration::from_secs(cli.federated_token_lifetime),

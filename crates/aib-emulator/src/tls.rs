@@ -17,7 +17,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tower::ServiceExt;
 
-use crate::knobs::{Knobs, RequestLog, RequestRecord};
+use crate::knobs::{Fault, Knobs, RequestLog, RequestRecord};
 
 /// PEM files of the CA and the server leaf, as written into the state dir.
 pub(crate) struct TlsFiles {
@@ -137,7 +137,7 @@ pub(crate) fn serve(
                         let knobs = knobs.clone();
                         let log = log.clone();
                         async move {
-                            if Knobs::roll(knobs.get().drop_rate) {
+                            if knobs.fire(Fault::Drop, knobs.get().drop_rate) {
                                 log.push(RequestRecord::arriving(
                                     req.method(),
                                     req.uri(),

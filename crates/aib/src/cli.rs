@@ -39,6 +39,7 @@ pub struct ParameterArgs {
     pub parameters: Option<PathBuf>,
 
     /// Repository root: where `parameters/` and the scripts folders are looked up.
+    /// Example: `--root ../image-repo`.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub root: PathBuf,
 }
@@ -79,11 +80,12 @@ impl ParameterArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunArgs {
     /// `text` for people (default; annotations on GitHub Actions and Azure Pipelines) or `json`
-    /// for scripts (one document on stdout).
+    /// for scripts (one document on stdout). Example: `--output json | jq .outputs`.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Output::Text)]
     pub output: Output,
 
-    /// Show what would change and change nothing.
+    /// Show what would change and change nothing (reads only; exit 0).
+    /// Example: `--what-if` on a pull request.
     #[arg(long)]
     pub what_if: bool,
 }

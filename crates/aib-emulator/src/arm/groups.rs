@@ -355,40 +355,102 @@ pub(crate) fn list_resources(ctx: &Ctx<'_>, rg: Option<&str>) -> Response {
     page(ctx, items)
 }
 
-/// `GET /subscriptions/{sub}/providers[/{ns}]`, `POST .../{ns}/register`: every namespace the
-/// emulator serves is registered.
+/// Namespaces the emulator serves, as ARM spells them.
+const PROVIDERS: [&str; 9] = [
+    "Microsoft.Resources",
+    "Microsoft.ManagedIdentity",
+    "Microsoft.Authorization",
+    "Microsoft.Storage",
+    "Microsoft.Compute",
+    "Microsoft.VirtualMachineImages",
+    "Microsoft.Network",
+    "Microsoft.KeyVault",
+    "Microsoft.ContainerInstance",
+];
+
+/// `GET /subscriptions/{sub}/providers[/{ns}]`: every namespace is registered unless the
+/// emulator was started with it in `unregistered_providers` and nobody registered it yet.
 pub(crate) fn providers(ctx: &Ctx<'_>, ns: Option<&str>) -> Response {
-    let known = [
-        "Microsoft.Resources",
-        "Microsoft.ManagedIdentity",
-        "Microsoft.Authorization",
-        "Microsoft.Storage",
-        "Microsoft.Compute",
-        "Microsoft.VirtualMachineImages",
-        "Microsoft.Network",
-        "Microsoft.KeyVault",
-        "Microsoft.ContainerInstance",
-    ];
-    let render = |n: &str| {
+    let mut w = ctx.inner.lock();
+    let mut render = |n: &str| {
         json!({
             "id": format!("/subscriptions/{}/providers/{n}", ctx.sub()),
             "namespace": n,
-            "registrationState": "Registered",
+            "registrationState": w.provider_state(&n.to_ascii_lowercase()),
             "registrationPolicy": "RegistrationRequired",
             "resourceTypes": super::generic::resource_types(n),
         })
     };
     match ns {
-        None => page(ctx, known.iter().map(|n| render(n)).collect()),
-        Some(ns) => match known.iter().find(|k| k.eq_ignore_ascii_case(ns)) {
+        None => {
+            let items = PROVIDERS.iter().map(|n| render(n)).collect();
+            drop(w);
+            page(ctx, items)
+        }
+        Some(ns) => match PROVIDERS.iter().find(|k| k.eq_ignore_ascii_case(ns)) {
             Some(n) => json_response(StatusCode::OK, &render(n)),
-            None => arm_error(
-                StatusCode::NOT_FOUND,
-                "InvalidResourceNamespace",
-                &format!("The resource namespace '{ns}' is invalid."),
-            ),
+            None => invalid_namespace(ns),
         },
     }
+}
+
+fn invalid_namespace(ns: &str) -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "InvalidResourceNamespace",
+        &format!("The resource namespace '{ns}' is invalid."),
+    )
+}
+
+/// `POST /subscriptions/{sub}/providers/{ns}/register`: needs `{ns}/register/action` on the
+/// subscription; an unregistered namespace is `Registering` for `lro_duration`, then registered.
+pub(crate) fn register(ctx: &Ctx<'_>, ns: &str) -> Response {
+    let Some(name) = PROVIDERS.iter().find(|k| k.eq_ignore_ascii_case(ns)) else {
+        return invalid_namespace(ns);
+    };
+    let scope = format!("/subscriptions/{}", ctx.sub());
+    if let Err(r) = rbac::authorize(ctx, &format!("{name}/register/action"), &scope) {
+        return r;
+    }
+    let until = Instant::now() + ctx.inner.knobs.real(ctx.inner.knobs.get().lro_duration);
+    {
+        let mut w = ctx.inner.lock();
+        if let Some(state) = w.unregistered.get_mut(&name.to_ascii_lowercase())
+            && state.is_none()
+        {
+            *state = Some(until);
+        }
+    }
+    providers(ctx, Some(name))
+}
+
+/// The 409 ARM answers a write of a resource whose provider the subscription has not
+/// registered (what a client must register first, or explain).
+pub(crate) fn missing_registration(ctx: &Ctx<'_>, lsegs: &[&str]) -> Option<Response> {
+    if !matches!(ctx.method, Method::PUT | Method::PATCH) {
+        return None;
+    }
+    let p = lsegs.iter().rposition(|s| *s == "providers")?;
+    let ns = *lsegs.get(p + 1)?;
+    if ns == "microsoft.authorization" || ns == "microsoft.resources" {
+        return None;
+    }
+    let state = ctx.inner.lock().provider_state(ns);
+    if state == "Registered" {
+        return None;
+    }
+    let name = PROVIDERS
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(ns))
+        .copied()
+        .unwrap_or(ns);
+    Some(arm_error(
+        StatusCode::CONFLICT,
+        "MissingSubscriptionRegistration",
+        &format!(
+            "The subscription is not registered to use namespace '{name}'. See https://aka.ms/rps-not-found for how to register subscriptions."
+        ),
+    ))
 }
 
 // ---- $filter ----------------------------------------------------------------------------------

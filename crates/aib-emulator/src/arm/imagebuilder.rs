@@ -38,7 +38,7 @@ use crate::core::{
     Group, Inner, Res, STORAGE_AUD, World, arm_error, empty, json_response, new_guid, rfc3339,
     unix_now,
 };
-use crate::knobs::Knobs;
+use crate::knobs::Fault;
 use validate::Api;
 
 /// Resource type name as ARM spells it.
@@ -372,7 +372,12 @@ fn get(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
     let Some(r) = w.resources.get(&id.to_ascii_lowercase()) else {
         return not_found(rg, name);
     };
-    if run_state_of(r) == "Running" && Knobs::roll(knobs.aib.internal_error_rate) {
+    if run_state_of(r) == "Running"
+        && ctx
+            .inner
+            .knobs
+            .fire(Fault::AibInternal, knobs.aib.internal_error_rate)
+    {
         return arm_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalOperationError",
@@ -1615,7 +1620,12 @@ pub(crate) fn operation(ctx: &Ctx<'_>, kind: &str, id: &str) -> Response {
             );
         }
         // Reading the status of a long build sometimes fails without the build failing.
-        if op.end.is_none() && op.kind == OpKind::Run && Knobs::roll(knobs.aib.internal_error_rate)
+        if op.end.is_none()
+            && op.kind == OpKind::Run
+            && ctx
+                .inner
+                .knobs
+                .fire(Fault::AibInternal, knobs.aib.internal_error_rate)
         {
             return arm_error(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -24,7 +24,7 @@ use crate::core::{
     Inner, MANAGEMENT_AUD, Op, OpEffect, Res, World, arm_error, empty, json_response, new_guid,
     rfc3339, unix_now, with_caller,
 };
-use crate::knobs::{Knobs, LroStyle};
+use crate::knobs::{Fault, Knobs, LroStyle};
 
 /// One ARM request, parsed.
 pub(crate) struct Ctx<'a> {
@@ -404,7 +404,7 @@ async fn front_door(
     }
 
     let knobs = inner.knobs.get();
-    if Knobs::roll(knobs.throttle_rate) {
+    if inner.knobs.fire(Fault::ArmThrottle, knobs.throttle_rate) {
         let secs = knobs.throttle_retry_after;
         let mut r = arm_error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -416,7 +416,10 @@ async fn front_door(
         }
         return (r, caller, Some(remaining));
     }
-    if Knobs::roll(knobs.server_error_rate) {
+    if inner
+        .knobs
+        .fire(Fault::ArmServerError, knobs.server_error_rate)
+    {
         let r = if rand::random::<bool>() {
             arm_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -481,6 +484,9 @@ async fn route(ctx: &Ctx<'_>) -> Response {
     if l[1] != ctx.sub().to_ascii_lowercase() {
         return sub_not_found(ctx);
     }
+    if let Some(r) = groups::missing_registration(ctx, &l) {
+        return r;
+    }
     match &l[2..] {
         [] => subscription(ctx),
         ["resourcegroups"] => groups::list_groups(ctx),
@@ -505,7 +511,7 @@ async fn route(ctx: &Ctx<'_>) -> Response {
         },
         ["providers"] => groups::providers(ctx, None),
         ["providers", _ns] => groups::providers(ctx, Some(&ctx.segs[3])),
-        ["providers", _ns, "register"] => groups::providers(ctx, Some(&ctx.segs[3])),
+        ["providers", _ns, "register"] => groups::register(ctx, &ctx.segs[3]),
         ["providers", "microsoft.storage", "checknameavailability"] => storage::check_name(ctx),
         ["providers", ns, typ] => list_by_type(ctx, None, ns, typ),
         ["resourcegroups", _, "providers", ns, typ] => {

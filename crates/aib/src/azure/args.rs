@@ -13,23 +13,27 @@ use super::cloud::CloudOptions;
 pub struct AzureArgs {
     /// Credential kind: secret, github-oidc, ado-oidc, federated-file, managed-identity or
     /// azure-cli (env AIB_AUTH). Default: the first one the environment configures, in that order.
+    /// Example: `--auth azure-cli` on a laptop after `az login`.
     #[arg(long, value_name = "KIND")]
     pub auth: Option<String>,
 
     /// Application (client) id of the service principal or user-assigned managed identity
-    /// (env AZURE_CLIENT_ID).
+    /// (env AZURE_CLIENT_ID). Example: `--client-id 00000000-0000-0000-0000-000000000000`.
     #[arg(long, value_name = "GUID")]
     pub client_id: Option<String>,
 
-    /// Entra tenant id (env AZURE_TENANT_ID).
+    /// Entra tenant id (env AZURE_TENANT_ID). Example: `--tenant-id contoso.onmicrosoft.com` or
+    /// the tenant's GUID.
     #[arg(long, value_name = "GUID")]
     pub tenant_id: Option<String>,
 
-    /// Subscription to work in (env AZURE_SUBSCRIPTION_ID).
+    /// Subscription to work in (env AZURE_SUBSCRIPTION_ID). Example:
+    /// `--subscription-id 11111111-2222-3333-4444-555555555555`.
     #[arg(long, value_name = "GUID")]
     pub subscription_id: Option<String>,
 
     /// AzureCloud, AzureUSGovernment or AzureChinaCloud (env AIB_CLOUD; default AzureCloud).
+    /// Example: `--cloud AzureUSGovernment`.
     #[arg(long, value_name = "NAME")]
     pub cloud: Option<String>,
 
@@ -38,12 +42,13 @@ pub struct AzureArgs {
     #[arg(long, value_name = "URL")]
     pub arm_endpoint: Option<String>,
 
-    /// Token audience for ARM, when it differs from the cloud's (env AIB_ARM_AUDIENCE).
+    /// Token audience for ARM, when it differs from the cloud's (env AIB_ARM_AUDIENCE). Example:
+    /// `--arm-audience https://management.core.windows.net/`.
     #[arg(long, value_name = "URI")]
     pub arm_audience: Option<String>,
 
     /// Entra authority host, overriding the cloud's (env AIB_AUTHORITY_HOST or
-    /// AZURE_AUTHORITY_HOST).
+    /// AZURE_AUTHORITY_HOST). Example: `--authority-host https://login.microsoftonline.com`.
     #[arg(long, value_name = "URL")]
     pub authority_host: Option<String>,
 
