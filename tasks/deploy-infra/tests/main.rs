@@ -6,9 +6,11 @@
 //!   principal replication window, injected throttling and failures.
 //! - `refusals`: a taken storage account name, a conflicting image definition or region, missing
 //!   permissions — each a clear error, exit 1, nothing half-created.
+//! - `providers`: unregistered resource providers, registered or explained.
 //! - `help`: every flag explained with an example.
 
 mod deploy;
 mod help;
+mod providers;
 mod refusals;
 mod support;

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::arm::{ArmClient, ArmError};
+use reqwest::Method;
+
+use super::arm::{ArmClient, ArmError, Idempotency, LroOptions};
 
 /// Where a storage account lives; the parts of its ARM id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +183,89 @@ pub async fn put_container(
     body: &BlobContainer,
 ) -> Result<BlobContainer, ArmError> {
     arm.put(&id.container_path(container), body).await
+}
+
+/// The answer of `checkNameAvailability`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NameAvailability {
+    /// Whether a new account may take the name.
+    #[serde(default)]
+    pub name_available: bool,
+    /// `AccountNameInvalid` or `AlreadyExists`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Azure's text.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Creates or replaces an account from a raw body (the plan's declared settings), reporting
+/// the long-running operation's progress, and waits.
+pub async fn put_account_body(
+    arm: &ArmClient,
+    id: &str,
+    body: &serde_json::Value,
+    options: &LroOptions,
+) -> Result<StorageAccount, ArmError> {
+    arm.put_with(id, body, options).await
+}
+
+/// Updates only the given settings and tags of an existing account (PATCH leaves the rest, so
+/// settings someone else manages stay) and waits.
+pub async fn patch_account(
+    arm: &ArmClient,
+    id: &str,
+    body: &serde_json::Value,
+    options: &LroOptions,
+) -> Result<StorageAccount, ArmError> {
+    let started = arm
+        .begin(Method::PATCH, id, Some(body), Idempotency::Idempotent)
+        .await?;
+    let value = arm.wait(started, options).await?;
+    serde_json::from_value(value.unwrap_or_default()).map_err(|e| ArmError::Decode {
+        method: "PATCH".into(),
+        path: id.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// The container at its ARM id, or `None` (to read its public access before changing it).
+pub async fn get_container(arm: &ArmClient, id: &str) -> Result<Option<BlobContainer>, ArmError> {
+    arm.get_optional(id).await
+}
+
+/// Creates the container at its ARM id, or turns its public access off, and waits.
+pub async fn put_private_container(
+    arm: &ArmClient,
+    id: &str,
+    options: &LroOptions,
+) -> Result<BlobContainer, ArmError> {
+    arm.put_with(
+        id,
+        &serde_json::json!({"properties": {"publicAccess": "None"}}),
+        options,
+    )
+    .await
+}
+
+/// Whether a new account could take `name`: names are unique across all of Azure, so a name
+/// someone else holds must be caught before anything is created.
+pub async fn check_name(
+    arm: &ArmClient,
+    subscription: &str,
+    name: &str,
+) -> Result<NameAvailability, ArmError> {
+    let answer = arm
+        .post(
+            &format!(
+                "/subscriptions/{subscription}/providers/Microsoft.Storage/checkNameAvailability"
+            ),
+            Some(&serde_json::json!({"name": name, "type": "Microsoft.Storage/storageAccounts"})),
+            Idempotency::Idempotent,
+        )
+        .await?;
+    Ok(answer.unwrap_or_default())
 }
 
 #[cfg(test)]

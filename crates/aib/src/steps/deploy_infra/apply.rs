@@ -13,7 +13,6 @@ use std::time::Instant;
 use futures::future::join_all;
 
 use super::plan::{Names, Planned};
-use super::storage;
 use super::{
     Action, DeployInfraError, Kind, Options, Outcome, Outputs, Resource, Status, preflight,
 };
@@ -21,7 +20,7 @@ use crate::azure::arm::{ArmError, LroOptions, ProgressCallback};
 use crate::azure::gallery::{self, Gallery, ImageDefinition};
 use crate::azure::identity::{self, UserAssignedIdentity};
 use crate::azure::rbac::{self, AssignOutcome};
-use crate::azure::storage::StorageAccount;
+use crate::azure::storage::{self, StorageAccount};
 use crate::azure::{Azure, elapsed_text, groups};
 use crate::report::{Reporter, Unit};
 
@@ -244,14 +243,14 @@ async fn apply_all(
         let made = run
             .op(at.account, |lro| async move {
                 if account_action == Action::Create {
-                    storage::put_account(arm, &n.account_id, &planned.account_body, &lro).await
+                    storage::put_account_body(arm, &n.account_id, &planned.account_body, &lro).await
                 } else {
                     storage::patch_account(arm, &n.account_id, &planned.account_body, &lro).await
                 }
             })
             .await?;
         run.op(at.container, |lro| async move {
-            storage::put_container(arm, &n.container_id, &lro).await
+            storage::put_private_container(arm, &n.container_id, &lro).await
         })
         .await?;
         Ok::<Option<StorageAccount>, DeployInfraError>(made.or_else(|| planned.account.clone()))

@@ -23,7 +23,6 @@
 mod apply;
 mod plan;
 mod preflight;
-mod storage;
 
 use std::fmt;
 use std::sync::Arc;

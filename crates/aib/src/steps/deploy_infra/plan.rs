@@ -5,7 +5,6 @@
 
 use futures::future::join_all;
 
-use super::storage::{self, Container};
 use super::{Action, Change, DeployInfraError, Kind, Resource, RoleMode, Status};
 use crate::azure::arm::{ArmClient, ArmError};
 use crate::azure::gallery::{
@@ -17,7 +16,7 @@ use crate::azure::identity::{self, IdentityBody, UserAssignedIdentity};
 use crate::azure::rbac::{
     self, Permission, RoleAssignment, RoleDefinition, RoleDefinitionProperties, builtin,
 };
-use crate::azure::storage::StorageAccount;
+use crate::azure::storage::{self, BlobContainer, StorageAccount, StorageAccountId};
 use crate::config::{ImageParameters, ParameterFile, SecurityType};
 
 /// The resource providers Image Builder and this step need registered.
@@ -73,7 +72,12 @@ impl Names {
     pub fn new(p: &ImageParameters, subscription: &str, role_mode: RoleMode) -> Names {
         let rg = &p.resource_group_name;
         let group_id = groups::group_id(subscription, rg);
-        let account_id = storage::account_id(subscription, rg, &p.storage_account_name);
+        let account = StorageAccountId {
+            subscription_id: subscription.to_owned(),
+            resource_group: rg.to_owned(),
+            name: p.storage_account_name.clone(),
+        };
+        let account_id = account.path();
         let gallery_id = gallery::gallery_id(subscription, rg, &p.gallery_name);
         let staging = p.image_template.staging_resource_group.as_ref().map(|g| {
             let parts: Vec<&str> = g.split('/').filter(|s| !s.is_empty()).collect();
@@ -97,7 +101,7 @@ impl Names {
             identity_id: identity::identity_id(subscription, rg, &p.identity_name),
             account_name: p.storage_account_name.clone(),
             container_name: p.container_name.clone(),
-            container_id: storage::container_id(&account_id, &p.container_name),
+            container_id: account.container_path(&p.container_name),
             account_id,
             gallery_name: p.gallery_name.clone(),
             image_name: p.image_definition.name.clone(),
@@ -305,7 +309,7 @@ pub async fn plan(
         "reading storage account '{}'",
         n.account_name
     )))?;
-    let container: Option<Container> = container.map_err(read_error(format!(
+    let container: Option<BlobContainer> = container.map_err(read_error(format!(
         "reading container '{}'",
         n.container_name
     )))?;
