@@ -37,14 +37,16 @@ const ALL = Object.keys(COMMANDS);
 
 /**
  * Every input except `command` and `version` (which pick the binary) → the flag it becomes and
- * the commands that take it. A boolean input adds its flag when true. action.yml's inputs and
- * the binaries' `--help` are checked against this table by action/test/contract.test.js.
+ * the commands that take it. A boolean input adds its flag when true. An input left at its
+ * `default` (action.yml's, which the runner fills in) is ignored by commands that do not take
+ * it; any other value there is bad input. action.yml's inputs and defaults and the binaries'
+ * `--help` are checked against this table by action/test/contract.test.js.
  */
 const INPUTS = {
   environment: { flag: '--env', commands: ALL },
   os: { flag: '--os', commands: ALL },
   parameters: { flag: '--parameters', commands: ALL },
-  scope: { flag: '--scope', commands: ['run'] },
+  scope: { flag: '--scope', commands: ['run'], default: 'All' },
   wait: { flag: '--wait', boolean: true, commands: ['run'] },
   'remove-previous': { flag: '--remove-previous', boolean: true, commands: ['run'] },
   'what-if': { flag: '--what-if', boolean: true, commands: ALL },
@@ -100,10 +102,11 @@ function plan(env) {
     throw new ShimError(`input command: '${command}' is not one of ${ALL.join(', ')}`, 2);
   }
   const args = [...spec.pre];
-  for (const [name, { flag, boolean, commands }] of Object.entries(INPUTS)) {
+  for (const [name, { flag, boolean, commands, default: def }] of Object.entries(INPUTS)) {
     const given = boolean ? booleanInput(env, name) : input(env, name);
     if (!given) continue;
     if (!commands.includes(command)) {
+      if (given === def) continue;
       throw new ShimError(
         `input ${name} applies to command ${commands.join(' or ')}, not ${command}; remove it or change command`,
         2,

@@ -37,11 +37,21 @@ test('every_input_reaches_the_binary_for_every_command_that_takes_it', () => {
       const { spec, args } = plan({ INPUT_COMMAND: command, [`INPUT_${name.toUpperCase()}`]: value });
       assert.deepEqual(args, [...spec.pre, ...(boolean ? [flag] : [flag, value])], `${name} for ${command}`);
     }
-    // The action.yml defaults add nothing: the binary's own defaults apply.
-    const defaults = Object.fromEntries(
-      Object.entries(yml.inputs).map(([n, i]) => [`INPUT_${n.toUpperCase()}`, i.default]),
-    );
-    assert.deepEqual(plan(defaults).args, ['run']);
+  }
+});
+
+/** action.yml's defaults are the shim's: with every input at its default, `run --scope All` runs
+ * and every other command gets no flag (the binaries' own defaults apply). */
+test('action_yml_defaults_are_the_shims_and_apply_to_every_command', () => {
+  for (const [name, { boolean, default: def }] of Object.entries(INPUTS)) {
+    assert.equal(yml.inputs[name].default, def !== undefined ? def : boolean ? 'false' : '', `default of ${name}`);
+  }
+  const defaults = Object.fromEntries(
+    Object.entries(yml.inputs).map(([n, i]) => [`INPUT_${n.toUpperCase()}`, i.default]),
+  );
+  for (const [command, spec] of Object.entries(COMMANDS)) {
+    const expected = command === 'run' ? ['run', '--scope', 'All'] : spec.pre;
+    assert.deepEqual(plan({ ...defaults, INPUT_COMMAND: command }).args, expected, command);
   }
 });
 

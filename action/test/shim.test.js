@@ -130,14 +130,15 @@ test('a_missing_release_fails_with_the_status_and_the_version_hint', async (t) =
   assert.deepEqual(res.runs, []);
 });
 
-/** Bad inputs (unknown command, non-boolean, an input the command does not take) exit 2 before any download. */
+/** Bad inputs (unknown command, non-boolean, an input the command does not take, set to other than its default) exit 2 before any download. */
 test('bad_inputs_exit_2_before_any_download', async (t) => {
   const dir = tempDir(t, 'badinput');
   const { env, server } = await release(t, dir);
   const cases = [
     [{ command: 'build' }, /input command: 'build' is not one of run, remove-templates/],
     [{ wait: 'yes' }, /input wait: 'yes' is not a boolean/],
-    [{ command: 'upload-scripts', scope: 'All' }, /input scope applies to command run, not upload-scripts/],
+    [{ command: 'upload-scripts', scope: 'Only image' }, /input scope applies to command run, not upload-scripts/],
+    [{ command: 'run', template: 'img-1' }, /input template applies to command wait-for-build, not run/],
   ];
   for (const [inputs, message] of cases) {
     const res = await runShim(dir, { inputs, env });
