@@ -42,6 +42,9 @@ pub const GITHUB_RUN_ID: &str = "GITHUB_RUN_ID";
 /// clouds have their own).
 pub const AIB_PORTAL_URL: &str = "AIB_PORTAL_URL";
 
+/// `true` turns deployments on (the action sets it from its `github-deployment` input).
+pub const AIB_GITHUB_DEPLOYMENT: &str = "AIB_GITHUB_DEPLOYMENT";
+
 /// GitHub cuts deployment status descriptions at 140 characters.
 const DESCRIPTION_MAX: usize = 140;
 
@@ -349,6 +352,31 @@ pub fn wrap(
         events: Mutex::new(events),
         worker: Mutex::new(worker),
     })
+}
+
+/// `inner` wrapped with [`wrap`] when `AIB_GITHUB_DEPLOYMENT=true`, else `inner` itself: the one
+/// line a binary needs. A configuration problem (no token…) is a warning and records nothing.
+pub fn wrap_if_enabled(
+    inner: Arc<dyn Reporter>,
+    env: &Env,
+    default_environment: Option<String>,
+) -> Arc<dyn Reporter> {
+    if !env
+        .get(AIB_GITHUB_DEPLOYMENT)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return inner;
+    }
+    match DeploymentConfig::from_env(env) {
+        Ok(config) => wrap(inner, config, default_environment),
+        Err(e) => {
+            inner.annotate(&Annotation::warning(format!(
+                "GitHub deployments are not recorded: {}",
+                error_chain(&e)
+            )));
+            inner
+        }
+    }
 }
 
 /// The worker: one runtime, one client, the events in order; failures become warnings.

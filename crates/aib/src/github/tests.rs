@@ -531,3 +531,51 @@ fn github_descriptions_fit_140_characters() {
     assert!(message.starts_with("failed: é") && message.ends_with('…'));
     assert_eq!(deployments::description("short\nline"), "short line");
 }
+
+/// Deployments are off unless AIB_GITHUB_DEPLOYMENT=true; on without a token they are a warning.
+#[tokio::test(flavor = "multi_thread")]
+async fn github_deployments_only_when_enabled_and_configured() {
+    let fake = Fake::default();
+    let api = start_fake(fake.clone()).await;
+    let inner: Arc<dyn Reporter> = Arc::new(Recorder::default());
+
+    let off = deployments::wrap_if_enabled(inner.clone(), &runner_env(&api), None);
+    assert!(Arc::ptr_eq(&off, &inner));
+
+    let recorder = Arc::new(Recorder::default());
+    let mut env = runner_env(&api);
+    env.set("AIB_GITHUB_DEPLOYMENT", "true");
+    env.set("GITHUB_TOKEN", "");
+    let no_token = deployments::wrap_if_enabled(recorder.clone(), &env, None);
+    assert_eq!(
+        recorder.events(),
+        [
+            "Warning GitHub deployments are not recorded: GITHUB_TOKEN is not set: GitHub deployments need the GitHub Actions runner's environment"
+        ]
+    );
+    drop(no_token);
+
+    let mut env = runner_env(&api);
+    env.set("AIB_GITHUB_DEPLOYMENT", "true");
+    let on = deployments::wrap_if_enabled(Arc::new(Recorder::default()), &env, Some("sbx".into()));
+    on.step_start("trigger-build");
+    on.step_end("trigger-build", StepStatus::Failed);
+    tokio::task::spawn_blocking(move || on.finish())
+        .await
+        .expect("join")
+        .expect("finish");
+    assert_eq!(
+        story(&fake.calls()),
+        [
+            ("/repos/octo/images/deployments".into(), "sbx".into()),
+            (
+                "/repos/octo/images/deployments/1/statuses".into(),
+                "in_progress".into()
+            ),
+            (
+                "/repos/octo/images/deployments/1/statuses".into(),
+                "failure".into()
+            ),
+        ]
+    );
+}
