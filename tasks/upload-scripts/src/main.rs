@@ -163,8 +163,9 @@ fn run(
     match result {
         Some(Ok(_)) => ExitStatus::Success,
         Some(Err(err)) => {
-            // Per-file failures were reported one by one; the rest is reported here.
-            report_error(reporter.as_ref(), &err, None);
+            // Per-file failures were reported one by one (with their hint); this is the one
+            // line that ends the run, with the hint of an error that stopped it early.
+            report_error(reporter.as_ref(), &err, err.hint().as_deref());
             err.exit_status()
         }
         None => {

@@ -80,6 +80,54 @@ async fn a_principal_without_a_data_role_is_told_which_role_to_grant() {
         stderr.contains(&format!("--scope {}", w.account.path())),
         "{stderr}"
     );
+    // Said once: the error and its hint are not repeated by the final line.
+    assert_eq!(stderr.matches("has no data role").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("hint:").count(), 1, "{stderr}");
+}
+
+/// A principal that may read blobs but not write them gets one line per refused file and the
+/// hint once, then one closing line; exit 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_data_role_gets_one_line_per_file_and_the_hint_once() {
+    // Arrange: three files; a principal with Storage Blob Data Reader only
+    let w = World::start().await;
+    for name in ["a.sh", "b.sh", "c.sh"] {
+        w.write(name, b"echo x\n");
+    }
+    let client = "22222222-3333-4444-5555-666666666666";
+    let oid = w.emu.add_client(client, "emu~reader-secret");
+    let data_reader = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
+    w.emu.grant(&oid, data_reader, &w.account.path());
+    let arm_reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+    w.emu.grant(&oid, arm_reader, &w.account.path());
+
+    // Act
+    let run = w
+        .command(&[])
+        .env("AZURE_CLIENT_ID", client)
+        .env("AZURE_CLIENT_SECRET", "emu~reader-secret")
+        .output()
+        .unwrap();
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    for name in ["a.sh", "b.sh", "c.sh"] {
+        assert_eq!(
+            stderr
+                .matches(&format!("{name}: the caller has no data role"))
+                .count(),
+            1,
+            "{stderr}"
+        );
+    }
+    assert_eq!(stderr.matches("hint:").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("3 of 3 operations failed").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("emu~reader-secret"));
 }
 
 /// When the bytes read differ from the planned MD5 (the file changed), the staged blocks are

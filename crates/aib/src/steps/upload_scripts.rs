@@ -152,9 +152,17 @@ pub enum UploadError {
         #[source]
         source: ArmError,
     },
-    /// The listing (or setup) of the container failed.
+    /// The container client could not be set up.
     #[error(transparent)]
     Blob(Box<BlobError>),
+    /// The listing, the first data-plane call, failed (a missing data role shows here).
+    #[error("{error}")]
+    List {
+        /// The failure.
+        error: Box<BlobError>,
+        /// The account's ARM id, for the `az role assignment` hint.
+        scope: Option<String>,
+    },
     /// Some files could not be uploaded or pruned (the others were).
     #[error(
         "{failed} of {attempted} operations failed ({uploaded} files uploaded, {pruned} blobs pruned)"
@@ -168,8 +176,8 @@ pub enum UploadError {
         uploaded: u64,
         /// Blobs deleted.
         pruned: u64,
-        /// The first failure.
-        #[source]
+        /// The first failure (already reported with the others, so not a `source`: the
+        /// final line does not repeat it).
         first: Box<BlobError>,
     },
 }
@@ -186,9 +194,20 @@ impl UploadError {
             | UploadError::NoSubscription => ExitStatus::BadInput,
             UploadError::Arm { source, .. } => source.exit_status(),
             UploadError::Blob(e) => e.exit_status(),
+            UploadError::List { error, .. } => error.exit_status(),
             UploadError::AccountNotFound { .. }
             | UploadError::NoBlobEndpoint(_)
             | UploadError::Incomplete { .. } => ExitStatus::AzureFailure,
+        }
+    }
+
+    /// What to do about it, when we know (the data role to grant and where); the binary
+    /// prints it under the error, once.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            UploadError::List { error, scope } => error.hint(scope.as_deref()),
+            UploadError::Blob(e) => e.hint(None),
+            _ => None,
         }
     }
 }
@@ -368,9 +387,9 @@ pub async fn upload_scripts(
     .map_err(|e| UploadError::Blob(Box::new(e)))?;
 
     // 3. One listing, then the plan.
-    let remote = container.list().await.map_err(|e| {
-        report_blob_error(reporter.as_ref(), &e, scope.as_deref());
-        UploadError::Blob(Box::new(e))
+    let remote = container.list().await.map_err(|e| UploadError::List {
+        error: Box::new(e),
+        scope: scope.clone(),
     })?;
     let plan = Plan::new(&files, &remote);
     let base = container.url().to_string();
@@ -414,6 +433,7 @@ pub async fn upload_scripts(
         .map(|&i| (i, Action::Unchanged))
         .collect();
     let mut failures: Vec<BlobError> = Vec::new();
+    let mut hints: HashSet<String> = HashSet::new();
 
     if options.what_if {
         for &i in &plan.upload {
@@ -466,7 +486,7 @@ pub async fn upload_scripts(
                     actions.insert(i, Action::Uploaded);
                 }
                 Err(e) => {
-                    report_blob_error(reporter.as_ref(), &e, scope.as_deref());
+                    report_blob_error(reporter.as_ref(), &e, scope.as_deref(), &mut hints);
                     actions.insert(i, Action::Failed);
                     failures.push(e);
                 }
@@ -489,7 +509,7 @@ pub async fn upload_scripts(
                 match result {
                     Ok(()) => outcome.pruned += 1,
                     Err(e) => {
-                        report_blob_error(reporter.as_ref(), &e, scope.as_deref());
+                        report_blob_error(reporter.as_ref(), &e, scope.as_deref(), &mut hints);
                         failures.push(e);
                     }
                 }
@@ -527,9 +547,17 @@ pub async fn upload_scripts(
     Ok(outcome)
 }
 
-/// Reports a storage error with its hint (the role to grant for a 403).
-fn report_blob_error(reporter: &dyn Reporter, error: &BlobError, scope: Option<&str>) {
-    crate::report::report_error(reporter, error, error.hint(scope).as_deref());
+/// Reports a storage error of one file, with its hint (the role to grant for a 403) the first
+/// time that hint comes up: fifty files refused for one missing role give fifty short lines
+/// and one hint.
+fn report_blob_error(
+    reporter: &dyn Reporter,
+    error: &BlobError,
+    scope: Option<&str>,
+    hints: &mut HashSet<String>,
+) {
+    let hint = error.hint(scope).filter(|h| hints.insert(h.clone()));
+    crate::report::report_error(reporter, error, hint.as_deref());
 }
 
 /// Outputs, the summary line and table, and the outcome document.
