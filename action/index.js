@@ -200,7 +200,8 @@ async function releaseBinary(env, spec, tag, repository, target) {
     fs.writeFileSync(file, archive);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
-    const tar = childProcess.spawnSync('tar', ['-xzf', file, '-C', dir], { stdio: 'inherit' });
+    // The archive is named relative to cwd: GNU tar (Git's, on Windows) would read `C:\…` as a host.
+    const tar = childProcess.spawnSync('tar', ['-xzf', asset, '-C', dir], { cwd: temp, stdio: 'inherit' });
     if (tar.status !== 0) throw new ShimError(`unpacking ${asset} with tar failed (status ${tar.status})`);
   } finally {
     fs.rmSync(temp, { recursive: true, force: true });
