@@ -151,6 +151,28 @@ impl Default for KnobValues {
     }
 }
 
+impl KnobValues {
+    /// The preset step tests start from: a fast clock (one emulated minute is 0.1 s), no list
+    /// lag, no Entra/RBAC replication windows, quick operations with `Retry-After: 0`, and
+    /// one-minute Image Builder create/delete/cancel. A test changes only what it is about.
+    pub fn fast() -> KnobValues {
+        let mut k = KnobValues {
+            time_scale: 600.0,
+            list_lag: Duration::from_secs(0),
+            lro_duration: Duration::from_secs(6),
+            lro_polls: 1,
+            lro_retry_after: 0,
+            rbac_propagation_delay: Duration::from_secs(0),
+            principal_visibility_delay: Duration::from_secs(0),
+            ..KnobValues::default()
+        };
+        k.aib.create = Duration::from_secs(60);
+        k.aib.delete = Duration::from_secs(60);
+        k.aib.cancel = Duration::from_secs(60);
+        k
+    }
+}
+
 /// Cheap clone handle on the knobs of one running emulator; changes apply at once.
 #[derive(Clone, Debug, Default)]
 pub struct Knobs(Arc<RwLock<KnobValues>>, Arc<Mutex<[f64; Fault::COUNT]>>);

@@ -32,17 +32,7 @@ pub struct World {
 }
 
 fn knobs(build: Duration) -> KnobValues {
-    let mut k = KnobValues {
-        time_scale: 600.0,
-        list_lag: Duration::from_secs(0),
-        lro_duration: Duration::from_secs(6),
-        lro_polls: 1,
-        lro_retry_after: 0,
-        rbac_propagation_delay: Duration::from_secs(0),
-        principal_visibility_delay: Duration::from_secs(0),
-        ..Default::default()
-    };
-    k.aib.create = Duration::from_secs(60);
+    let mut k = KnobValues::fast();
     k.aib.build = build;
     k
 }
