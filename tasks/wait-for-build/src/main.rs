@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use aib::azure::args::AzureArgs;
 use aib::azure::env::Env;
-use aib::azure::{AzureSettings, ReporterObserver, connect};
-use aib::cli::{ParameterArgs, RunArgs};
+use aib::cli::{ParameterArgs, RunArgs, connect};
 use aib::exit::ExitStatus;
 use aib::report::{self, Environment, Reporter, report_error};
 use aib::steps::wait_for_build::{Options, cancel, template_id, wait_for_build};
@@ -125,20 +124,9 @@ fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env, live: bool) -> ExitSt
             return ExitStatus::BadInput;
         }
     };
-    let settings = match AzureSettings::from_args(&cli.azure, env) {
-        Ok(s) => s,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return err.exit_status();
-        }
-    };
-    let observer = Arc::new(ReporterObserver::new(reporter.clone()));
-    let azure = match connect(&settings, observer) {
+    let azure = match connect(&cli.azure, env, reporter) {
         Ok(azure) => azure,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return err.exit_status();
-        }
+        Err(status) => return status,
     };
     let options = Options {
         template: cli.template.clone(),

@@ -228,3 +228,34 @@ async fn long_phase_prints_a_heartbeat() {
     assert_eq!(outcome.expect("success").run_state, "Succeeded", "{text}");
     assert!(text.contains("still Building after"), "{text}");
 }
+
+/// On Azure Pipelines the task's progress follows the phases (`##vso[task.setprogress]`),
+/// once per change and only forward.
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_pipelines_task_progress_follows_the_phases() {
+    // Arrange
+    let w = World::start(Duration::from_secs(300), None).await;
+    w.trigger(NAME).await;
+
+    // Act
+    let run = crate::support::Run(
+        w.command(&["--template", NAME, "--poll-interval", "0.05"])
+            .env("TF_BUILD", "True")
+            .output()
+            .expect("the binary runs"),
+    );
+
+    // Assert
+    let out = run.expect(0).stdout();
+    let values: Vec<u32> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("##vso[task.setprogress value="))
+        .filter_map(|l| l.split(';').next()?.parse().ok())
+        .collect();
+    assert!(values.len() >= 3, "{out}");
+    assert!(values.windows(2).all(|v| v[0] < v[1]), "{values:?}\n{out}");
+    assert!(
+        out.contains("##vso[task.setprogress value=85;]Distributing"),
+        "{out}"
+    );
+}

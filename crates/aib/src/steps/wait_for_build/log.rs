@@ -240,7 +240,15 @@ impl LogFollower {
                 ));
                 self.group_open = true;
             } else if !self.group_open {
-                reporter.group_start("customization.log");
+                // Lines of a customizer whose group was closed by a line of the wait itself.
+                if self.running {
+                    reporter.group_start(&format!(
+                        "customization.log: {} (continued)",
+                        self.step_label(self.started)
+                    ));
+                } else {
+                    reporter.group_start("customization.log");
+                }
                 self.group_open = true;
             }
             reporter.info(line);
@@ -531,13 +539,16 @@ mod tests {
         }
         assert_eq!(f.current_step().as_deref(), Some("File step 2 of 2"));
         assert_eq!(f.step_counts(), (2, 2));
+        // A line of the wait closes the group; the customizer's next lines reopen it.
+        f.close_group(reporter.as_ref());
+        f.line("PACKER ERR more", reporter.as_ref(), true);
         f.close_group(reporter.as_ref());
         assert_eq!(
             f.tail(),
             [
-                "(telemetry) ending shell",
                 "(telemetry) Starting provisioner file",
-                "PACKER ERR boom"
+                "PACKER ERR boom",
+                "PACKER ERR more"
             ]
         );
         let text = capture.text();
@@ -547,7 +558,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                "::group::customization.log: File step 2 of 2 [file]\n(telemetry) Starting provisioner file\nPACKER ERR boom\n::endgroup::"
+                "::group::customization.log: File step 2 of 2 [file]\n(telemetry) Starting provisioner file\nPACKER ERR boom\n::endgroup::\n::group::customization.log: File step 2 of 2 (continued)\nPACKER ERR more\n::endgroup::"
             ),
             "{text}"
         );

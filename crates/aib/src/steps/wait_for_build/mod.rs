@@ -202,11 +202,9 @@ fn estimate(phase: &str, steps_started: usize, steps: usize) -> u8 {
         "queued" => 2,
         "building" => 10,
         "customizing" => {
-            let share = if steps == 0 {
-                0
-            } else {
-                45 * steps_started.min(steps) / steps
-            };
+            let share = (45 * steps_started.min(steps))
+                .checked_div(steps)
+                .unwrap_or(0);
             25 + u8::try_from(share).unwrap_or(45)
         }
         "optimizing" => 72,
@@ -301,8 +299,14 @@ impl RunOperation {
         })
     }
 
-    /// One status read when it is due; `Err` says why following it stops.
-    async fn poll(&mut self, azure: &Azure, interval: Duration) -> Result<(), ArmError> {
+    /// One status read when it is due; the next is no sooner than the `Retry-After` it
+    /// answers (`interval` without one), nor than `floor`. `Err` says why following it stops.
+    async fn poll(
+        &mut self,
+        azure: &Azure,
+        interval: Duration,
+        floor: Duration,
+    ) -> Result<(), ArmError> {
         if self.end.is_some() || Instant::now() < self.next {
             return Ok(());
         }
@@ -316,7 +320,7 @@ impl RunOperation {
             )
             .await?;
         let asked = retry::retry_after(&response.headers, SystemTime::now());
-        self.next = Instant::now() + asked.unwrap_or(interval);
+        self.next = Instant::now() + asked.unwrap_or(interval).max(floor);
         let body = response.json_value().unwrap_or(Value::Null);
         let status = body["status"].as_str().unwrap_or("InProgress");
         if matches!(
@@ -414,12 +418,6 @@ pub async fn wait_for_build(
             status.run_state.clone()
         };
         let customizing = state.in_progress() && label.eq_ignore_ascii_case("customizing");
-        // The log: new lines while customizing, and once more when customizing just ended so
-        // its last lines are not lost.
-        if options.follow_log && (customizing || customizing_seen) {
-            follower.poll(azure, template, None, reporter, true).await;
-            customizing_seen = customizing;
-        }
         if phases.last().map(|p| p.name.as_str()) != Some(label.as_str()) {
             follower.close_group(reporter.as_ref());
             if let Some(last) = phases.last_mut() {
@@ -455,6 +453,12 @@ pub async fn wait_for_build(
             ));
             last_line = Instant::now();
         }
+        // The log: new lines while customizing, and once more when customizing just ended so
+        // its last lines are not lost.
+        if options.follow_log && (customizing || customizing_seen) {
+            follower.poll(azure, template, None, reporter, true).await;
+            customizing_seen = customizing;
+        }
         if state.in_progress() {
             let (done, total) = follower.step_counts();
             let percent = estimate(&label, done, total);
@@ -481,7 +485,8 @@ pub async fn wait_for_build(
         // The run's operation, when known: its end (with its error) may come before the
         // template shows it; after a few polls it is taken as the end.
         if let Some(op) = operation.as_mut() {
-            if let Err(e) = op.poll(azure, options.poll_interval).await {
+            let floor = delay(polls, options.poll_interval);
+            if let Err(e) = op.poll(azure, options.poll_interval, floor).await {
                 reporter.annotate(&Annotation::warning(format!(
                     "cannot read the run's operation status (following lastRunStatus only): {e}"
                 )));
