@@ -21,6 +21,11 @@ Examples:
   wait-for-build --env sbx --template it-ubuntu-2026-11-28-14-00-00
   wait-for-build --env sbx --template NAME --timeout 90 --cancel-on-timeout
   wait-for-build --env local --template NAME --poll-interval 2 --output json
+  wait-for-build --env sbx --template NAME --run-operation <Azure-AsyncOperation URL of POST …/run>
+
+customization.log is streamed while the build customizes and its last 100 lines are shown on
+failure; reading it needs 'Storage Blob Data Reader' on the staging storage account (without it,
+one warning and the wait goes on).
 
 Exit codes: 0 ok, 1 the build failed, 2 bad input, 3 timeout (the build goes on),
 130 interrupted.";

@@ -227,3 +227,41 @@ async fn ranged_reads_return_only_new_bytes() {
     assert_eq!(listed[0].name, "g1/customization.log");
     assert!(listed[0].last_modified.is_some());
 }
+
+/// Following the run's operation too (`--run-operation`): a failed build's error carries the
+/// operation's error code next to the service's message, and the operation was polled.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_run_operation_adds_its_error_code() {
+    // Arrange
+    let steps = json!([{"type": "Shell", "name": "break-it", "inline": ["exit 3"]}]);
+    let w = World::start_with(Duration::from_secs(60), None, steps, |k| {
+        k.lro_retry_after = 1;
+    })
+    .await;
+    w.grant_blob_reader();
+    let operation = w.trigger_with_operation(NAME).await;
+
+    // Act
+    let run = w.run(&[
+        "--template",
+        NAME,
+        "--poll-interval",
+        "0.05",
+        "--run-operation",
+        &operation,
+    ]);
+
+    // Assert
+    run.expect(1);
+    let err = run.stderr();
+    assert!(err.contains("ended Failed: PackerBuildFailed: "), "{err}");
+    assert!(err.contains("failing customizer: 'break-it'"), "{err}");
+    let polls = w
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/operations/"))
+        .count();
+    assert!(polls >= 1, "the run's operation was read");
+    assert!(w.emu.early_retries().is_empty());
+}

@@ -336,6 +336,9 @@ impl RunOperation {
     }
 }
 
+/// How long a build that ended waits for its operation's next read (for its error code).
+const OPERATION_END_WAIT: Duration = Duration::from_secs(10);
+
 /// The live status line and the task percentage.
 struct Live {
     id: Option<ProgressId>,
@@ -486,6 +489,12 @@ pub async fn wait_for_build(
         // template shows it; after a few polls it is taken as the end.
         if let Some(op) = operation.as_mut() {
             let floor = delay(polls, options.poll_interval);
+            // The template says the build ended: read the operation's end too (its error code)
+            // when its next read is due soon, without polling it before its Retry-After.
+            let soon = op.next.saturating_duration_since(Instant::now());
+            if !state.in_progress() && op.end.is_none() && soon <= OPERATION_END_WAIT {
+                tokio::time::sleep(soon).await;
+            }
             if let Err(e) = op.poll(azure, options.poll_interval, floor).await {
                 reporter.annotate(&Annotation::warning(format!(
                     "cannot read the run's operation status (following lastRunStatus only): {e}"
