@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 use aib::azure::args::AzureArgs;
 use aib::azure::env::Env;
-use aib::azure::{AzureSettings, ReporterObserver, connect};
-use aib::cli::{ParameterArgs, ParameterArgsError, RunArgs};
+use aib::cli::{ParameterArgs, RunArgs, connect, report_parameter_error};
 use aib::exit::ExitStatus;
-use aib::report::{self, Annotation, Reporter, report_error};
+use aib::report::{self, Reporter, report_error};
 use aib::steps::deploy_infra::{Interrupt, Options, RoleMode, deploy_infra};
 use clap::Parser;
 
@@ -88,29 +87,14 @@ fn main() -> ExitCode {
 fn run(cli: &Cli, env: &Env, reporter: &Arc<dyn Reporter>) -> ExitStatus {
     let file = match cli.parameters.load() {
         Ok(file) => file,
-        Err(ParameterArgsError::Config(err)) if !err.problems().is_empty() => {
-            for p in err.problems() {
-                let message = match &p.hint {
-                    Some(hint) => format!("{}: {}\nhint: {hint}", p.path, p.message),
-                    None => format!("{}: {}", p.path, p.message),
-                };
-                let line = u32::try_from(p.position.line).ok();
-                let col = u32::try_from(p.position.column).ok();
-                reporter.annotate(&Annotation::error(message).at(&p.file, line, col));
-            }
-            return ExitStatus::BadInput;
-        }
         Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
+            report_parameter_error(reporter.as_ref(), &err);
             return ExitStatus::BadInput;
         }
     };
-    let settings = match AzureSettings::from_args(&cli.azure, env) {
-        Ok(s) => s,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return err.exit_status();
-        }
+    let azure = match connect(&cli.azure, env, reporter) {
+        Ok(azure) => azure,
+        Err(status) => return status,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -132,14 +116,6 @@ fn run(cli: &Cli, env: &Env, reporter: &Arc<dyn Reporter>) -> ExitStatus {
         ..Options::default()
     };
     let result = runtime.block_on(async {
-        let observer = Arc::new(ReporterObserver::new(reporter.clone()));
-        let azure = match connect(&settings, observer) {
-            Ok(azure) => azure,
-            Err(err) => {
-                report_error(reporter.as_ref(), &err, None);
-                return Err(err.exit_status());
-            }
-        };
         let interrupt = options.interrupt.clone();
         let on_signal = reporter.clone();
         tokio::spawn(async move {

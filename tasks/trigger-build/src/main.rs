@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use aib::azure::args::AzureArgs;
 use aib::azure::env::Env;
-use aib::azure::{AzureSettings, ReporterObserver, connect};
-use aib::cli::{ParameterArgs, RunArgs};
+use aib::cli::{ParameterArgs, RunArgs, connect, provenance};
 use aib::exit::ExitStatus;
 use aib::report::{self, Environment, Reporter, report_error};
 use aib::steps::trigger_build::{Options, trigger_build, valid_template_name};
@@ -79,34 +78,6 @@ fn main() -> ExitCode {
     status.into()
 }
 
-/// The commit and the run's URL from GitHub Actions or Azure Pipelines variables.
-fn provenance(env: &Env) -> (Option<String>, Option<String>) {
-    let commit = env
-        .get("GITHUB_SHA")
-        .or_else(|| env.get("BUILD_SOURCEVERSION"))
-        .map(str::to_owned);
-    let github = match (
-        env.get("GITHUB_SERVER_URL"),
-        env.get("GITHUB_REPOSITORY"),
-        env.get("GITHUB_RUN_ID"),
-    ) {
-        (Some(s), Some(r), Some(id)) => Some(format!("{s}/{r}/actions/runs/{id}")),
-        _ => None,
-    };
-    let azure = match (
-        env.get("SYSTEM_COLLECTIONURI"),
-        env.get("SYSTEM_TEAMPROJECT"),
-        env.get("BUILD_BUILDID"),
-    ) {
-        (Some(c), Some(p), Some(id)) => Some(format!(
-            "{}/{p}/_build/results?buildId={id}",
-            c.trim_end_matches('/')
-        )),
-        _ => None,
-    };
-    (commit, github.or(azure))
-}
-
 fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
     let parameters = match cli.parameters.load() {
         Ok(p) => p,
@@ -122,20 +93,9 @@ fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
         report_error(reporter.as_ref(), &err, None);
         return ExitStatus::BadInput;
     }
-    let settings = match AzureSettings::from_args(&cli.azure, env) {
-        Ok(s) => s,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return err.exit_status();
-        }
-    };
-    let observer = Arc::new(ReporterObserver::new(reporter.clone()));
-    let azure = match connect(&settings, observer) {
+    let azure = match connect(&cli.azure, env, reporter) {
         Ok(azure) => azure,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return err.exit_status();
-        }
+        Err(status) => return status,
     };
     let (commit, run_url) = provenance(env);
     let options = Options {
@@ -190,43 +150,5 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    /// The commit and run URL come from GitHub Actions, else Azure Pipelines, else nothing.
-    #[test]
-    fn provenance_reads_the_ci_variables() {
-        let gh = Env::from_pairs([
-            ("GITHUB_SHA", "abc".to_owned()),
-            ("GITHUB_SERVER_URL", "https://github.com".to_owned()),
-            ("GITHUB_REPOSITORY", "o/r".to_owned()),
-            ("GITHUB_RUN_ID", "42".to_owned()),
-        ]);
-        assert_eq!(
-            provenance(&gh),
-            (
-                Some("abc".into()),
-                Some("https://github.com/o/r/actions/runs/42".into())
-            )
-        );
-        let azp = Env::from_pairs([
-            ("BUILD_SOURCEVERSION", "def".to_owned()),
-            (
-                "SYSTEM_COLLECTIONURI",
-                "https://dev.azure.com/org/".to_owned(),
-            ),
-            ("SYSTEM_TEAMPROJECT", "proj".to_owned()),
-            ("BUILD_BUILDID", "7".to_owned()),
-        ]);
-        assert_eq!(
-            provenance(&azp),
-            (
-                Some("def".into()),
-                Some("https://dev.azure.com/org/proj/_build/results?buildId=7".into())
-            )
-        );
-        assert_eq!(
-            provenance(&Env::from_pairs::<&str, String>([])),
-            (None, None)
-        );
     }
 }
