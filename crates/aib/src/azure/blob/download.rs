@@ -112,10 +112,7 @@ impl Container {
         let result = match client.download(Some(options)).await {
             Ok(r) => r,
             Err(e) if e.http_status().map(u16::from) == Some(416) => {
-                return Ok(Chunk {
-                    bytes: Vec::new(),
-                    total: Some(offset),
-                });
+                return Ok(Chunk::default());
             }
             Err(e) => return Err(self.error("read", name, &e)),
         };

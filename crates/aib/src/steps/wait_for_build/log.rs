@@ -199,14 +199,20 @@ impl LogFollower {
         }
         found.offset += chunk.bytes.len() as u64;
         found.partial.extend_from_slice(&chunk.bytes);
-        // The last read (`!print`, the build ended) takes an unfinished last line too.
-        let end = match found.partial.iter().rposition(|b| *b == b'\n') {
-            Some(end) => end,
-            None if !print && !found.partial.is_empty() => found.partial.len() - 1,
-            None => return,
+        // Whole lines only while the build writes; the last read (`!print`, the build ended)
+        // takes an unfinished last line too.
+        let end = if print {
+            match found.partial.iter().rposition(|b| *b == b'\n') {
+                Some(newline) => newline + 1,
+                None => return,
+            }
+        } else {
+            found.partial.len()
         };
-        let end = if print { end } else { found.partial.len() - 1 };
-        let rest = found.partial.split_off(end + 1);
+        if end == 0 {
+            return;
+        }
+        let rest = found.partial.split_off(end);
         let whole = std::mem::replace(&mut found.partial, rest);
         let text = String::from_utf8_lossy(&whole).into_owned();
         for line in text.lines() {
