@@ -45,9 +45,10 @@ async fn faults_and_short_tokens_during_a_two_hour_build_end_with_success() {
     knobs.set_server_error_rate(0.0);
     let outcome = run.expect(0).outcome();
     assert_eq!(outcome["runState"], "Succeeded", "{outcome:#}");
+    // Most of the ~9 real seconds (the build started just before the binary did).
     assert!(
-        outcome["elapsedMs"].as_u64().unwrap() > 8_000,
-        "the build lasted its emulated two hours: {outcome:#}"
+        outcome["elapsedMs"].as_u64().unwrap() > 6_000,
+        "the wait lasted the emulated two hours: {outcome:#}"
     );
     let requests = w.emu.requests();
     let throttled = requests.iter().filter(|r| r.status == 429).count();
