@@ -41,6 +41,18 @@ async fn trigger_creates_the_template_with_checksums_and_starts_the_build() {
             .ends_with(&format!("/imageTemplates/{name}"))
     );
     assert!(outcome["startedAt"].as_str().is_some(), "{outcome:#}");
+    // The run's operation, for wait-for-build to follow: it answers with the run's status.
+    let operation = outcome["runOperation"].as_str().expect("runOperation");
+    let path = operation
+        .strip_prefix(w.emu.url().as_str().trim_end_matches('/'))
+        .expect("the operation is on the ARM endpoint");
+    let status: serde_json::Value = w
+        .azure
+        .arm
+        .get(path)
+        .await
+        .expect("the run's operation can be read");
+    assert!(status["status"].as_str().is_some(), "{status:#}");
     let template = w.template(&name).await;
     let props = &template["properties"];
     assert_eq!(props["provisioningState"], "Succeeded", "{template:#}");
@@ -271,6 +283,7 @@ async fn github_outputs_and_summary_name_the_template() {
         "/imageTemplates/it-test-2026-11-28-12-00-00",
         "stagingResourceGroup<<",
         "startTime<<",
+        "runOperation<<",
         "inputsHash<<",
     ] {
         assert!(outputs.contains(needle), "{needle} in {outputs}");

@@ -300,15 +300,21 @@ pub async fn create_template<B: Serialize + ?Sized>(
 /// Starts a build (`POST …/run`) and returns once Image Builder accepted it, without following
 /// the run's operation (it lasts as long as the build; wait-for-build follows it). Not re-sent
 /// after a failure that may have reached Azure: a second run request would be refused anyway.
-pub async fn start_run(arm: &ArmClient, id: &str) -> Result<(), ArmError> {
-    arm.send(
-        reqwest::Method::POST,
-        &format!("{id}/run"),
-        None::<&()>,
-        Idempotency::NotIdempotent,
-    )
-    .await
-    .map(|_| ())
+/// Returns the run's operation URL (`Azure-AsyncOperation`, else `Location`) when Azure gave
+/// one, so the waiter can follow the run's own status and error code.
+pub async fn start_run(arm: &ArmClient, id: &str) -> Result<Option<String>, ArmError> {
+    let response = arm
+        .send(
+            reqwest::Method::POST,
+            &format!("{id}/run"),
+            None::<&()>,
+            Idempotency::NotIdempotent,
+        )
+        .await?;
+    Ok(["azure-asyncoperation", "location"]
+        .iter()
+        .find_map(|h| response.headers.get(*h)?.to_str().ok())
+        .map(str::to_owned))
 }
 
 #[cfg(test)]

@@ -231,6 +231,9 @@ pub struct Outcome {
     pub staging_resource_group: Option<String>,
     /// When the build started (RFC 3339), from `lastRunStatus.startTime` when reported.
     pub started_at: Option<String>,
+    /// The run's operation URL (`Azure-AsyncOperation` of `POST …/run`), for wait-for-build's
+    /// `--run-operation`: the run's own status carries the error code of a failed build.
+    pub run_operation: Option<String>,
     /// Only planned (`--what-if`): nothing was created or started.
     pub what_if: bool,
     /// The hash of the build's inputs (artifact tag `aibInputsHash`).
@@ -562,6 +565,7 @@ pub async fn trigger_build(
             .as_str()
             .map(str::to_owned),
         started_at: None,
+        run_operation: None,
         what_if: options.what_if,
         inputs_hash: hash.clone(),
         files: inputs.files.values().cloned().collect(),
@@ -643,12 +647,13 @@ pub async fn trigger_build(
     }
 
     // 6. Start the build; wait-for-build follows it.
-    image_template::start_run(&azure.arm, &path)
-        .await
-        .map_err(|source| TriggerError::Arm {
-            what: format!("starting the build of image template '{name}'"),
-            source,
-        })?;
+    outcome.run_operation =
+        image_template::start_run(&azure.arm, &path)
+            .await
+            .map_err(|source| TriggerError::Arm {
+                what: format!("starting the build of image template '{name}'"),
+                source,
+            })?;
     // The run's start time and the staging group in use; the build is started either way.
     let after = image_template::get_template(&azure.arm, &path)
         .await
@@ -705,6 +710,10 @@ fn finish(reporter: &dyn Reporter, outcome: &mut Outcome, started: Instant) {
             outcome.staging_resource_group.clone().unwrap_or_default(),
         ),
         ("startTime", outcome.started_at.clone().unwrap_or_default()),
+        (
+            "runOperation",
+            outcome.run_operation.clone().unwrap_or_default(),
+        ),
         ("inputsHash", outcome.inputs_hash.clone()),
         ("whatIf", outcome.what_if.to_string()),
         ("skipped", outcome.skipped.to_string()),
