@@ -49,6 +49,7 @@ const INPUTS = {
   scope: { flag: '--scope', commands: ['run'], default: 'All' },
   wait: { flag: '--wait', boolean: true, commands: ['run'] },
   'remove-previous': { flag: '--remove-previous', boolean: true, commands: ['run'] },
+  'github-deployment': { flag: '--github-deployment', boolean: true, commands: ['run'] },
   'what-if': { flag: '--what-if', boolean: true, commands: ALL },
   timeout: { flag: '--timeout', commands: ['wait-for-build', 'run'] },
   template: { flag: '--template', commands: ['wait-for-build'] },

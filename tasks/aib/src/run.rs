@@ -70,6 +70,13 @@ pub struct Args {
     #[arg(long)]
     pub remove_previous: bool,
 
+    /// Record each environment's build as a GitHub deployment: in progress when the build
+    /// starts, then success with the image version id (and its portal link) or failure with
+    /// the message. Needs GITHUB_TOKEN (with `deployments: write`) and GITHUB_REPOSITORY
+    /// (env AIB_GITHUB_DEPLOYMENT). Example: `--github-deployment` in a workflow job.
+    #[arg(long, env = "AIB_GITHUB_DEPLOYMENT")]
+    pub github_deployment: bool,
+
     #[command(flatten)]
     pub run: RunArgs,
 
@@ -148,8 +155,16 @@ fn environment_of(file: &std::path::Path) -> String {
 pub fn run(args: &Args) -> ExitStatus {
     let environment = Environment::from_process();
     let format = args.run.output.into();
-    let reporter = report::build(format, &environment);
-    let status = execute(args, &reporter, &Env::from_process(), &environment);
+    let env = Env::from_process();
+    // With AIB_GITHUB_DEPLOYMENT=true each environment's build is recorded as a GitHub
+    // deployment (in progress, then success with the image version, or failure).
+    let reporter = aib::github::deployments::wrap_when(
+        args.github_deployment,
+        report::build(format, &environment),
+        &env,
+        args.parameters.env.clone(),
+    );
+    let status = execute(args, &reporter, &env, &environment);
     if let Err(err) = reporter.finish() {
         eprintln!("error: {err}");
     }

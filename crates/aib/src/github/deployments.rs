@@ -361,10 +361,21 @@ pub fn wrap_if_enabled(
     env: &Env,
     default_environment: Option<String>,
 ) -> Arc<dyn Reporter> {
-    if !env
+    let enabled = env
         .get(AIB_GITHUB_DEPLOYMENT)
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    wrap_when(enabled, inner, env, default_environment)
+}
+
+/// `inner` wrapped with [`wrap`] when `enabled` (e.g. `aib run --github-deployment`, whose
+/// flag also reads `AIB_GITHUB_DEPLOYMENT`), with its settings from `env`.
+pub fn wrap_when(
+    enabled: bool,
+    inner: Arc<dyn Reporter>,
+    env: &Env,
+    default_environment: Option<String>,
+) -> Arc<dyn Reporter> {
+    if !enabled {
         return inner;
     }
     match DeploymentConfig::from_env(env) {

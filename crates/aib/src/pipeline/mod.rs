@@ -312,6 +312,8 @@ struct Carry {
     /// what-if: the storage account deploy-infra would create (later steps cannot read it).
     storage_to_create: Option<String>,
     template: Option<String>,
+    /// trigger-build's run operation, which wait-for-build follows next to `lastRunStatus`.
+    run_operation: Option<String>,
     build_started: bool,
     image_version_id: Option<String>,
 }
@@ -634,6 +636,7 @@ async fn run_step(
                             carry.image_version_id = o.existing_version_id.clone();
                         } else if !o.what_if {
                             carry.template = Some(o.template_name.clone());
+                            carry.run_operation = o.run_operation.clone();
                             carry.build_started = true;
                         }
                         Ended::Ok(value(&o))
@@ -655,6 +658,10 @@ async fn run_step(
             };
             let opts = wait_for_build::Options {
                 template: template.clone(),
+                run_operation: carry
+                    .run_operation
+                    .clone()
+                    .or_else(|| options.wait_for_build.run_operation.clone()),
                 ..options.wait_for_build.clone()
             };
             let fut = wait_for_build::wait_for_build(parameters, &opts, azure, reporter);
