@@ -47,7 +47,8 @@ struct Cli {
     #[command(flatten)]
     azure: AzureArgs,
 
-    /// Deletes in flight at once. Example: `--concurrency 16`.
+    /// DELETE requests in flight at once (the write burst ARM throttles); every delete they
+    /// start is followed at the same time, whatever this is. Example: `--concurrency 16`.
     #[arg(long, value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
