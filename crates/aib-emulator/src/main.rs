@@ -159,6 +159,9 @@ async fn main() -> Result<()> {
     if let Some(accounts) = cli.storage_accounts.clone() {
         config.storage_accounts = accounts;
     }
+    // Listen before the startup line is out: a stop sent right after it must not meet the
+    // default disposition, which would kill the emulator and leave Azurite running.
+    let stop = stop_signal()?;
     let emu = Emulator::start(config).await?;
     let (gh_url, gh_token) = emu.github_oidc();
     let (ado_url, ado_token, ado_conn) = emu.azure_pipelines_oidc();
@@ -185,10 +188,32 @@ async fn main() -> Result<()> {
             &emu, &gh_url, &gh_token, &ado_url, &ado_token, &ado_conn, &mi_url, &mi_header,
         );
     }
-    tokio::signal::ctrl_c().await?;
+    stop.await;
     eprintln!("aib-emulator: stopping");
     drop(emu);
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM (Ctrl-C, a CI job's cancel, `kill`); registered at once.
+#[cfg(unix)]
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
