@@ -382,6 +382,21 @@ impl Emulator {
     pub fn client_secret(&self) -> &str {
         &self.inner.client_secret
     }
+    /// The variables a CI job signed in as that principal with its secret gives aib's
+    /// binaries: the emulator as the cloud (`AIB_ARM_ENDPOINT`, `AIB_AUTHORITY_HOST`), its CA
+    /// (`SSL_CERT_FILE`) and the `AZURE_*` credential. A test starts a binary with exactly these
+    /// (plus what it is about), so nothing of the developer's own environment leaks in.
+    pub fn ci_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SSL_CERT_FILE", self.ca_file().display().to_string()),
+            ("AIB_ARM_ENDPOINT", self.url().to_string()),
+            ("AIB_AUTHORITY_HOST", self.url().to_string()),
+            ("AZURE_SUBSCRIPTION_ID", self.subscription_id().to_owned()),
+            ("AZURE_CLIENT_ID", self.client_id().to_owned()),
+            ("AZURE_TENANT_ID", self.tenant_id().to_owned()),
+            ("AZURE_CLIENT_SECRET", self.client_secret().to_owned()),
+        ]
+    }
     /// Object (principal) id of that service principal.
     pub fn object_id(&self) -> &str {
         &self.inner.object_id

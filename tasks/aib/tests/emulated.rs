@@ -30,16 +30,7 @@ impl World {
     /// build takes about a second), and grants the test principal the data role on the
     /// subscription, as an admin would once.
     pub async fn start() -> World {
-        let mut k = KnobValues {
-            time_scale: 600.0,
-            list_lag: Duration::from_secs(0),
-            lro_duration: Duration::from_secs(6),
-            lro_polls: 1,
-            lro_retry_after: 0,
-            rbac_propagation_delay: Duration::from_secs(0),
-            principal_visibility_delay: Duration::from_secs(0),
-            ..Default::default()
-        };
+        let mut k = KnobValues::fast();
         k.aib.create = Duration::from_secs(30);
         k.aib.queue = Duration::from_secs(30);
         k.aib.build = Duration::from_secs(120);
@@ -62,7 +53,7 @@ impl World {
             &format!("/subscriptions/{sub}"),
         );
         let settings =
-            AzureSettings::from_args(&Default::default(), &Env::from_pairs(ci_env(&emu)))
+            AzureSettings::from_args(&Default::default(), &Env::from_pairs(emu.ci_env()))
                 .expect("settings resolve");
         let azure = aib::azure::connect(&settings, Arc::new(NoObserver)).expect("connects");
         World { emu, azure, sub }
@@ -74,7 +65,7 @@ impl World {
             .args(args)
             .current_dir(cwd)
             .env_clear()
-            .envs(ci_env(&self.emu))
+            .envs(self.emu.ci_env())
             .env("PATH", "/usr/bin:/bin")
             .env("NO_COLOR", "1")
             .output()
@@ -147,19 +138,6 @@ impl World {
             .filter_map(|v| v["name"].as_str().map(str::to_owned))
             .collect()
     }
-}
-
-/// The variables a CI job gives the binary: the emulator as the cloud, its CA, a secret.
-fn ci_env(emu: &Emulator) -> Vec<(&'static str, String)> {
-    vec![
-        (env::SSL_CERT_FILE, emu.ca_file().display().to_string()),
-        (env::AIB_ARM_ENDPOINT, emu.url().to_string()),
-        (env::AIB_AUTHORITY_HOST, emu.url().to_string()),
-        (env::AZURE_SUBSCRIPTION_ID, emu.subscription_id().into()),
-        (env::AZURE_CLIENT_ID, emu.client_id().into()),
-        (env::AZURE_TENANT_ID, emu.tenant_id().into()),
-        (env::AZURE_CLIENT_SECRET, emu.client_secret().into()),
-    ]
 }
 
 impl World {

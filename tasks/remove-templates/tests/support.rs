@@ -25,24 +25,6 @@ pub struct World {
     pub definition: String,
 }
 
-/// A fast clock (1 emulated minute = 0.1 s) with quick operations.
-pub fn fast_knobs() -> KnobValues {
-    let mut k = KnobValues {
-        time_scale: 600.0,
-        list_lag: Duration::from_secs(0),
-        lro_duration: Duration::from_secs(6),
-        lro_polls: 1,
-        lro_retry_after: 0,
-        rbac_propagation_delay: Duration::from_secs(0),
-        principal_visibility_delay: Duration::from_secs(0),
-        ..Default::default()
-    };
-    k.aib.create = Duration::from_secs(60);
-    k.aib.delete = Duration::from_secs(60);
-    k.aib.cancel = Duration::from_secs(60);
-    k
-}
-
 impl World {
     /// Starts the emulator, creates the group, the template identity (Contributor on the
     /// group), a gallery and image definition, and writes a parameter file with `prefix`.
@@ -51,7 +33,7 @@ impl World {
             azurite: false,
             time_scale: 600.0,
             token_lifetime: Duration::from_secs(3_600_000),
-            knobs: fast_knobs(),
+            knobs: KnobValues::fast(),
             ..Default::default()
         })
         .await
@@ -210,18 +192,7 @@ impl World {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_remove-templates"));
         cmd.env_clear();
-        for (k, v) in [
-            (env::SSL_CERT_FILE, self.emu.ca_file().display().to_string()),
-            (env::AIB_ARM_ENDPOINT, self.emu.url().to_string()),
-            (env::AIB_AUTHORITY_HOST, self.emu.url().to_string()),
-            (env::AZURE_SUBSCRIPTION_ID, self.sub()),
-            (env::AZURE_CLIENT_ID, self.emu.client_id().into()),
-            (env::AZURE_TENANT_ID, self.emu.tenant_id().into()),
-            (env::AZURE_CLIENT_SECRET, self.emu.client_secret().into()),
-            ("PATH", "/usr/bin:/bin".into()),
-        ] {
-            cmd.env(k, v);
-        }
+        cmd.envs(self.emu.ci_env()).env("PATH", "/usr/bin:/bin");
         cmd.arg("--env")
             .arg("test")
             .arg("--root")
@@ -308,16 +279,9 @@ impl Run {
 
 /// The emulator's service principal with a secret, its CA and endpoints.
 pub fn secret_env(emu: &Emulator) -> Env {
-    Env::from_pairs([
-        (env::SSL_CERT_FILE, emu.ca_file().display().to_string()),
-        (env::AIB_ARM_ENDPOINT, emu.url().to_string()),
-        (env::AIB_AUTHORITY_HOST, emu.url().to_string()),
-        (env::AZURE_SUBSCRIPTION_ID, emu.subscription_id().to_owned()),
-        (env::AZURE_CLIENT_ID, emu.client_id().to_owned()),
-        (env::AZURE_TENANT_ID, emu.tenant_id().to_owned()),
-        (env::AZURE_CLIENT_SECRET, emu.client_secret().to_owned()),
-        (env::PATH, "/nonexistent".to_owned()),
-    ])
+    let mut pairs = emu.ci_env();
+    pairs.push((env::PATH, "/nonexistent".to_owned()));
+    Env::from_pairs(pairs)
 }
 
 /// A valid parameter file whose templates are named `prefix-<timestamp>`.

@@ -101,21 +101,7 @@ impl World {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_upload-scripts"));
         cmd.env_clear();
-        for (k, v) in [
-            (env::SSL_CERT_FILE, self.emu.ca_file().display().to_string()),
-            (env::AIB_ARM_ENDPOINT, self.emu.url().to_string()),
-            (env::AIB_AUTHORITY_HOST, self.emu.url().to_string()),
-            (
-                env::AZURE_SUBSCRIPTION_ID,
-                self.emu.subscription_id().into(),
-            ),
-            (env::AZURE_CLIENT_ID, self.emu.client_id().into()),
-            (env::AZURE_TENANT_ID, self.emu.tenant_id().into()),
-            (env::AZURE_CLIENT_SECRET, self.emu.client_secret().into()),
-            ("PATH", "/usr/bin:/bin".into()),
-        ] {
-            cmd.env(k, v);
-        }
+        cmd.envs(self.emu.ci_env()).env("PATH", "/usr/bin:/bin");
         cmd.arg("--env")
             .arg("test")
             .arg("--root")
@@ -203,16 +189,9 @@ impl Run {
 
 /// The emulator's service principal with a secret, its CA and endpoints.
 pub fn secret_env(emu: &Emulator) -> Env {
-    Env::from_pairs([
-        (env::SSL_CERT_FILE, emu.ca_file().display().to_string()),
-        (env::AIB_ARM_ENDPOINT, emu.url().to_string()),
-        (env::AIB_AUTHORITY_HOST, emu.url().to_string()),
-        (env::AZURE_SUBSCRIPTION_ID, emu.subscription_id().to_owned()),
-        (env::AZURE_CLIENT_ID, emu.client_id().to_owned()),
-        (env::AZURE_TENANT_ID, emu.tenant_id().to_owned()),
-        (env::AZURE_CLIENT_SECRET, emu.client_secret().to_owned()),
-        (env::PATH, "/nonexistent".to_owned()),
-    ])
+    let mut pairs = emu.ci_env();
+    pairs.push((env::PATH, "/nonexistent".to_owned()));
+    Env::from_pairs(pairs)
 }
 
 /// A valid parameter file for the test account whose scripts folder is `folder`.

@@ -40,16 +40,7 @@ impl World {
         steps: Value,
         tune: impl FnOnce(&mut KnobValues),
     ) -> World {
-        let mut k = KnobValues {
-            time_scale: 600.0,
-            list_lag: Duration::from_secs(0),
-            lro_duration: Duration::from_secs(6),
-            lro_polls: 1,
-            lro_retry_after: 0,
-            rbac_propagation_delay: Duration::from_secs(0),
-            principal_visibility_delay: Duration::from_secs(0),
-            ..Default::default()
-        };
+        let mut k = KnobValues::fast();
         k.aib.create = Duration::from_secs(60);
         k.aib.build = build;
         k.aib.fail_in = fail_in.map(str::to_owned);
@@ -183,18 +174,7 @@ impl World {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wait-for-build"));
         cmd.env_clear();
-        for (k, v) in [
-            (env::SSL_CERT_FILE, self.emu.ca_file().display().to_string()),
-            (env::AIB_ARM_ENDPOINT, self.emu.url().to_string()),
-            (env::AIB_AUTHORITY_HOST, self.emu.url().to_string()),
-            (env::AZURE_SUBSCRIPTION_ID, self.sub.clone()),
-            (env::AZURE_CLIENT_ID, self.emu.client_id().into()),
-            (env::AZURE_TENANT_ID, self.emu.tenant_id().into()),
-            (env::AZURE_CLIENT_SECRET, self.emu.client_secret().into()),
-            ("PATH", "/usr/bin:/bin".into()),
-        ] {
-            cmd.env(k, v);
-        }
+        cmd.envs(self.emu.ci_env()).env("PATH", "/usr/bin:/bin");
         cmd.arg("--env")
             .arg("test")
             .arg("--root")
@@ -245,16 +225,9 @@ impl Run {
 
 /// The emulator's service principal with a secret, its CA and endpoints.
 pub fn secret_env(emu: &Emulator) -> Env {
-    Env::from_pairs([
-        (env::SSL_CERT_FILE, emu.ca_file().display().to_string()),
-        (env::AIB_ARM_ENDPOINT, emu.url().to_string()),
-        (env::AIB_AUTHORITY_HOST, emu.url().to_string()),
-        (env::AZURE_SUBSCRIPTION_ID, emu.subscription_id().to_owned()),
-        (env::AZURE_CLIENT_ID, emu.client_id().to_owned()),
-        (env::AZURE_TENANT_ID, emu.tenant_id().to_owned()),
-        (env::AZURE_CLIENT_SECRET, emu.client_secret().to_owned()),
-        (env::PATH, "/nonexistent".to_owned()),
-    ])
+    let mut pairs = emu.ci_env();
+    pairs.push((env::PATH, "/nonexistent".to_owned()));
+    Env::from_pairs(pairs)
 }
 
 /// One inline step that succeeds.
