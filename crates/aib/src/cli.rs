@@ -158,6 +158,30 @@ pub fn session(
     })
 }
 
+/// Resolves on Ctrl-C or SIGTERM: a CI agent sends SIGTERM when a job is canceled, and a step
+/// must then stop as cleanly as on Ctrl-C (exit 130, saying what was and was not done).
+pub async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// The commit and the run's URL from GitHub Actions or Azure Pipelines variables: the
 /// provenance trigger-build tags every image version with.
 pub fn provenance(env: &Env) -> (Option<String>, Option<String>) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aib::azure::args::AzureArgs;
 use aib::azure::env::Env;
-use aib::cli::{ParameterArgs, RunArgs, provenance, report_parameter_error, session};
+use aib::cli::{ParameterArgs, RunArgs, interrupted, provenance, report_parameter_error, session};
 use aib::exit::ExitStatus;
 use aib::pipeline::{self, Options, Scope, Stop, Switches, Target, environments};
 use aib::report::{self, Environment, Flavor, Reporter, report_error};
@@ -283,27 +283,4 @@ fn execute(
             Err(err) => err.exit_status(),
         }
     })
-}
-
-/// Ctrl-C, or SIGTERM (what a CI agent sends when a job is canceled).
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -8,7 +8,7 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aib::azure::env::{self, Env};
+use aib::azure::env::Env;
 use aib::azure::{Azure, AzureSettings, NoObserver};
 use aib_emulator::{Emulator, EmulatorConfig, KnobValues, RequestRecord};
 use serde_json::Value;

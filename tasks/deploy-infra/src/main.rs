@@ -119,10 +119,9 @@ fn run(cli: &Cli, env: &Env, reporter: &Arc<dyn Reporter>) -> ExitStatus {
         let interrupt = options.interrupt.clone();
         let on_signal = reporter.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                on_signal.info("Interrupted: stopping after the operation in flight.");
-                interrupt.trigger();
-            }
+            aib::cli::interrupted().await;
+            on_signal.info("Interrupted: stopping after the operation in flight.");
+            interrupt.trigger();
         });
         deploy_infra(&file, &azure, reporter.clone(), &options)
             .await

@@ -135,7 +135,7 @@ fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
     let result = runtime.block_on(async {
         tokio::select! {
             r = remove_templates(&parameters, &options, &azure, reporter) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+            () = aib::cli::interrupted() => None,
         }
     });
     match result {

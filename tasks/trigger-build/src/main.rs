@@ -123,7 +123,7 @@ fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
     let result = runtime.block_on(async {
         tokio::select! {
             r = trigger_build(&parameters, &root, &options, &azure, reporter) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+            () = aib::cli::interrupted() => None,
         }
     });
     match result {

@@ -157,7 +157,7 @@ fn run(
     let result = runtime.block_on(async {
         tokio::select! {
             r = upload_scripts(&parameters, &root, &options, &target, reporter) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+            () = aib::cli::interrupted() => None,
         }
     });
     match result {

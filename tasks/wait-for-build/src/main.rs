@@ -156,27 +156,7 @@ fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env, live: bool) -> ExitSt
         }
     };
     runtime.block_on(async {
-        let interrupted = async {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{SignalKind, signal};
-                match signal(SignalKind::terminate()) {
-                    Ok(mut term) => {
-                        tokio::select! {
-                            _ = tokio::signal::ctrl_c() => {},
-                            _ = term.recv() => {},
-                        }
-                    }
-                    Err(_) => {
-                        let _ = tokio::signal::ctrl_c().await;
-                    }
-                }
-            }
-            #[cfg(not(unix))]
-            {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        };
+        let interrupted = aib::cli::interrupted();
         let result = tokio::select! {
             r = wait_for_build(&parameters, &options, &azure, reporter) => Some(r),
             _ = interrupted => None,

@@ -25,29 +25,13 @@ pub struct Env {
     pub token: String,
 }
 
-/// Knobs for tests: a fast clock (1 emulated minute = 0.1 s) and quick operations.
-pub fn fast_knobs() -> KnobValues {
-    let mut k = KnobValues {
-        time_scale: 600.0,
-        list_lag: Duration::from_secs(0),
-        lro_duration: Duration::from_secs(6),
-        lro_polls: 1,
-        lro_retry_after: 0,
-        rbac_propagation_delay: Duration::from_secs(0),
-        principal_visibility_delay: Duration::from_secs(0),
-        ..Default::default()
-    };
-    k.aib.create = Duration::from_secs(60);
-    k
-}
-
 pub async fn start(azurite: bool) -> Env {
     let emu = Emulator::start(EmulatorConfig {
         azurite,
         time_scale: 600.0,
         // Emulated lifetime at 600x: about 100 real minutes, longer than any test.
         token_lifetime: Duration::from_secs(3_600_000),
-        knobs: fast_knobs(),
+        knobs: KnobValues::fast(),
         ..Default::default()
     })
     .await
