@@ -74,7 +74,7 @@ pub struct Args {
     /// starts, then success with the image version id (and its portal link) or failure with
     /// the message. Needs GITHUB_TOKEN (with `deployments: write`) and GITHUB_REPOSITORY
     /// (env AIB_GITHUB_DEPLOYMENT). Example: `--github-deployment` in a workflow job.
-    #[arg(long, env = "AIB_GITHUB_DEPLOYMENT")]
+    #[arg(long, env = aib::github::deployments::AIB_GITHUB_DEPLOYMENT)]
     pub github_deployment: bool,
 
     #[command(flatten)]
