@@ -7,10 +7,13 @@
 //!   file changed during a staged upload commits nothing.
 //! - `bad_input`: exit 2 before any request.
 //! - `scale`: 1,000 small files and one 256 MiB file in bounded memory.
+//! - `streamed`: large files hashed while they are sent (one streamed Put Blob, or blocks with
+//!   a second reader), retried, and never committed when the file changed.
 
 mod support;
 
 mod bad_input;
 mod faults;
 mod scale;
+mod streamed;
 mod upload;

@@ -15,7 +15,10 @@
 //! a block is read from disk only once budget is free for it.
 
 pub mod download;
+pub mod file_stream;
 pub mod shared_key;
+
+pub use file_stream::{FileHashes, FileStamp, hash_path};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{ClientOptions, Context, Request, RetryOptions};
 use azure_storage_blob::models::{
-    BlobClientDeleteOptions, BlockBlobClientCommitBlockListOptions,
+    BlobClientDeleteOptions, BlobClientSetPropertiesOptions, BlockBlobClientCommitBlockListOptions,
     BlockBlobClientStageBlockOptions, BlockBlobClientUploadOptions, BlockLookupList,
 };
 use azure_storage_blob::{
@@ -127,6 +130,14 @@ impl MemoryBudget {
             Err(_) => unreachable!("the memory budget's semaphore is never closed"),
         }
     }
+}
+
+/// What staging a file's blocks found: the block ids in order, the MD5 of the bytes read
+/// (when asked for) and whether the file had more bytes than planned.
+struct Staged {
+    ids: Vec<Vec<u8>>,
+    read_md5: Option<[u8; 16]>,
+    grown: bool,
 }
 
 /// How a large file is split.
@@ -472,6 +483,210 @@ impl Container {
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), BlobError> {
         let client = self.block_client(name)?;
+        let staged = self
+            .stage_blocks(&client, name, path, size, plan, budget, progress, true)
+            .await?;
+        if staged.read_md5 != Some(md5) || staged.grown {
+            return Err(BlobError::FileChanged {
+                path: path.to_owned(),
+                blob: name.to_owned(),
+            });
+        }
+        self.commit(&client, name, staged.ids, md5, content_type)
+            .await
+    }
+
+    /// Uploads the file at `path`, not hashed yet, as blob `name` in parallel blocks (as
+    /// [`put_file_in_blocks`](Self::put_file_in_blocks)) while a second, sequential reader
+    /// hashes it on a blocking thread at the same time; the block list is committed with the
+    /// MD5 found, and only when the file's size and modification time are still `stamp` after
+    /// both reads (else nothing is committed). Returns the hashes.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_file_in_blocks_hashing(
+        &self,
+        name: &str,
+        path: &Path,
+        stamp: FileStamp,
+        content_type: &str,
+        plan: BlockPlan,
+        budget: &MemoryBudget,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<FileHashes, BlobError> {
+        let client = self.block_client(name)?;
+        let read_error = |source| BlobError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let changed = || BlobError::FileChanged {
+            path: path.to_owned(),
+            blob: name.to_owned(),
+        };
+        let owned = path.to_owned();
+        let hashing = async {
+            match tokio::task::spawn_blocking(move || hash_path(&owned)).await {
+                Ok(r) => r,
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            }
+        };
+        let staging = self.stage_blocks(
+            &client, name, path, stamp.size, plan, budget, progress, false,
+        );
+        let (hashed, staged) = futures::join!(hashing, staging);
+        let staged = staged?;
+        let (hashes, hashed_size) = hashed.map_err(read_error)?;
+        let now = FileStamp::of(path).map_err(read_error)?;
+        if staged.grown || hashed_size != stamp.size || now != stamp {
+            return Err(changed());
+        }
+        self.commit(&client, name, staged.ids, hashes.md5, content_type)
+            .await?;
+        Ok(hashes)
+    }
+
+    /// Uploads the file at `path`, not hashed yet, as blob `name` in one Put Blob whose body
+    /// streams from disk (a few chunks in memory, never the file), computing its SHA-256 as the
+    /// bytes go; then sets the blob's `Content-MD5` with Set Blob Properties (conditional on the
+    /// ETag the Put returned, and re-sending the content type, since that call replaces all
+    /// content headers) to the MD5 the service returned for the bytes it stored — or, if it
+    /// returned none, to the MD5 of a second read whose SHA-256 and stamp prove the same bytes.
+    /// A retry re-opens and re-reads the file. A file whose size or modification time is no
+    /// longer `stamp` when its last bytes would go fails the body, so the Put never completes
+    /// and the blob keeps what it had. Returns the hashes.
+    ///
+    /// If the process dies between the Put and the Set Blob Properties, the blob is left with
+    /// the new content and no `Content-MD5` (or, where the service stores the MD5 it computed,
+    /// the true MD5 of that content): either way the next run compares the file with what the
+    /// blob really holds, so nothing stale is ever taken for unchanged, and a differing file
+    /// is uploaded again.
+    pub async fn put_file_streamed(
+        &self,
+        name: &str,
+        path: &Path,
+        stamp: FileStamp,
+        content_type: &str,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<FileHashes, BlobError> {
+        let client = self.block_client(name)?;
+        let stream = file_stream::HashingFileStream::new(path, stamp);
+        let shared = stream.shared();
+        self.count();
+        let upload = client.upload(
+            azure_core::http::Body::SeekableStream(Box::new(stream)).into(),
+            Some(BlockBlobClientUploadOptions {
+                blob_content_type: Some(content_type.to_owned()),
+                parallel: std::num::NonZero::new(1),
+                // One request for the whole file: the caller chose this path by size.
+                partition_size: std::num::NonZero::new(stamp.size.max(1)),
+                ..Default::default()
+            }),
+        );
+        tokio::pin!(upload);
+        let mut reported = 0u64;
+        let result = loop {
+            tokio::select! {
+                r = &mut upload => break r,
+                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {
+                    let now = shared.sent();
+                    if now > reported {
+                        progress(now - reported);
+                        reported = now;
+                    }
+                }
+            }
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if shared.changed() {
+                    return Err(BlobError::FileChanged {
+                        path: path.to_owned(),
+                        blob: name.to_owned(),
+                    });
+                }
+                if let Some(source) = shared.take_read_error() {
+                    return Err(BlobError::Read {
+                        path: path.to_owned(),
+                        source,
+                    });
+                }
+                return Err(self.error("upload", name, &e));
+            }
+        };
+        let Some(sha256) = shared.sha256() else {
+            // The service answered before every byte was read: it cannot have stored the file.
+            return Err(BlobError::Transport {
+                op: "upload",
+                target: name.to_owned(),
+                message: "the service answered before the whole file was sent".to_owned(),
+            });
+        };
+        // The MD5 is the one the service computed over the bytes it stored (Put Blob returns
+        // it), so the Content-MD5 set below describes the blob exactly, and this process does
+        // not spend the CPU on it while sending (see the module docs of `file_stream`).
+        let theirs = response
+            .content_md5
+            .as_deref()
+            .and_then(|m| <[u8; 16]>::try_from(m).ok());
+        let md5 = match theirs {
+            Some(md5) => md5,
+            None => {
+                // No MD5 from the service: read the file once more; the same SHA-256 and stamp
+                // prove it is the bytes that were sent.
+                let owned = path.to_owned();
+                let (again, _) = tokio::task::spawn_blocking(move || hash_path(&owned))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+                    .and_then(|r| r)
+                    .map_err(|source| BlobError::Read {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                if again.sha256 != sha256 || FileStamp::of(path).ok() != Some(stamp) {
+                    return Err(BlobError::FileChanged {
+                        path: path.to_owned(),
+                        blob: name.to_owned(),
+                    });
+                }
+                again.md5
+            }
+        };
+        let hashes = FileHashes { md5, sha256 };
+        let blob = BlobClient::new(
+            self.blob_url(name),
+            self.credential(),
+            Some(BlobClientOptions {
+                client_options: self.options.clone(),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| self.error("upload", name, &e))?;
+        self.count();
+        blob.set_properties(Some(BlobClientSetPropertiesOptions {
+            blob_content_md5: Some(hashes.md5.to_vec()),
+            blob_content_type: Some(content_type.to_owned()),
+            if_match: response.etag.clone(),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| self.error("upload", name, &e))?;
+        progress(stamp.size.saturating_sub(reported));
+        Ok(hashes)
+    }
+
+    /// Reads the file in order, block by block within `budget` (with a running MD5 when
+    /// `hash`), and stages the blocks `plan.parallel` at a time; commits nothing.
+    #[allow(clippy::too_many_arguments)]
+    async fn stage_blocks(
+        &self,
+        client: &BlockBlobClient,
+        name: &str,
+        path: &Path,
+        size: u64,
+        plan: BlockPlan,
+        budget: &MemoryBudget,
+        progress: &(dyn Fn(u64) + Send + Sync),
+        hash: bool,
+    ) -> Result<Staged, BlobError> {
         let read_error = |source| BlobError::Read {
             path: path.to_owned(),
             source,
@@ -500,7 +715,7 @@ impl Container {
                     .read_exact(&mut buf)
                     .await
                     .map_err(read_error)?;
-                if let Ok(mut h) = hasher.lock() {
+                if hash && let Ok(mut h) = hasher.lock() {
                     h.update(&buf);
                 }
                 Ok::<_, BlobError>((i, Bytes::from(buf), permit))
@@ -508,7 +723,6 @@ impl Container {
         });
         reads
             .map_ok(|(i, bytes, permit)| {
-                let client = &client;
                 let id = &ids[i as usize];
                 async move {
                     let len = bytes.len() as u64;
@@ -536,10 +750,12 @@ impl Container {
             .try_collect::<()>()
             .await?;
 
-        let read_md5: [u8; 16] = hasher
-            .into_inner()
-            .map(|h| h.finalize().into())
-            .unwrap_or_default();
+        let read_md5 = hash.then(|| {
+            hasher
+                .into_inner()
+                .map(|h| h.finalize().into())
+                .unwrap_or_default()
+        });
         let mut rest = [0u8; 1];
         let grown = file
             .into_inner()
@@ -547,12 +763,22 @@ impl Container {
             .await
             .map_err(read_error)?
             > 0;
-        if read_md5 != md5 || grown {
-            return Err(BlobError::FileChanged {
-                path: path.to_owned(),
-                blob: name.to_owned(),
-            });
-        }
+        Ok(Staged {
+            ids,
+            read_md5,
+            grown,
+        })
+    }
+
+    /// Commits staged blocks as blob `name` with its MD5 and content type.
+    async fn commit(
+        &self,
+        client: &BlockBlobClient,
+        name: &str,
+        ids: Vec<Vec<u8>>,
+        md5: [u8; 16],
+        content_type: &str,
+    ) -> Result<(), BlobError> {
         let list = BlockLookupList {
             latest: Some(ids),
             ..Default::default()
@@ -665,7 +891,7 @@ mod tests {
             "acct",
             "scripts",
             BlobAuth::Key(cs),
-            &reqwest::Client::new(),
+            &crate::azure::http::default_client(),
             RetryOptions::default(),
         )
         .unwrap()
@@ -711,7 +937,7 @@ mod tests {
             "acct",
             "c",
             BlobAuth::Bearer(Arc::new(NoToken)),
-            &reqwest::Client::new(),
+            &crate::azure::http::default_client(),
             RetryOptions::default(),
         )
         .unwrap_err();
