@@ -1,7 +1,8 @@
 //! Each environment's image build as a GitHub deployment: `in_progress` when the build starts,
 //! `success` with the image version id and its Azure portal link, or `failure` with the message.
 //!
-//! Two layers. [`Deployments`] is the octocrab client: one call per state change, nothing else.
+//! Two layers. [`Deployments`] is the REST client (reqwest, retries with backon): one call per
+//! state change, nothing else.
 //! [`DeploymentReporter`] decides *when*, without touching the pipeline: it wraps the run's
 //! reporter and reads the events the pipeline already sends — `step_start` of trigger-build
 //! (the build starts), the `imageVersionId` output, error annotations, `step_end` of
@@ -16,12 +17,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use octocrab::Octocrab;
-use octocrab::models::DeploymentId;
-use octocrab::models::repos::DeploymentStatusState;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::SystemTime;
 
-use super::GitHubError;
+use backon::Retryable as _;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
+use url::Url;
+
+use super::{ApiError, GitHubError};
+use crate::azure::arm::retry::{next_wait, retry_after};
 use crate::azure::env::Env;
+use crate::azure::http::USER_AGENT;
 use crate::pipeline::Step;
 use crate::report::{Annotation, Level, ProgressId, ReportError, Reporter, StepStatus, Unit};
 use crate::secret::Secret;
@@ -134,55 +140,203 @@ pub(crate) fn id_description(id: &str) -> String {
     format!("…{tail}")
 }
 
-/// The octocrab client for one repository's deployments.
+/// GitHub's id of a deployment (the `{id}` in its statuses URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(transparent)]
+pub struct DeploymentId(pub u64);
+
+impl std::fmt::Display for DeploymentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The deployment states this module sets (GitHub has more: `queued`, `pending`, `error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    InProgress,
+    Success,
+    Failure,
+    Inactive,
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            State::InProgress => "in_progress",
+            State::Success => "success",
+            State::Failure => "failure",
+            State::Inactive => "inactive",
+        }
+    }
+}
+
+/// Connecting to GitHub takes at most this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// One request (connect, send, answer) takes at most this long.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The REST API version the bodies here are written for.
+const API_VERSION: &str = "2022-11-28";
+
+/// How a call is retried: GitHub's 5xx, 429 and secondary rate limits are usually gone in
+/// seconds. Recording is best effort and the run waits for it at the end, so the budget is small.
+#[derive(Debug, Clone)]
+pub(crate) struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub(crate) attempts: u32,
+    /// First backoff delay (before jitter).
+    pub(crate) min_backoff: Duration,
+    /// Largest backoff delay (before jitter).
+    pub(crate) max_backoff: Duration,
+    /// Longest `Retry-After` obeyed; a longer one (a primary rate limit's hour) ends the retries
+    /// rather than holding the run's end that long.
+    pub(crate) max_server_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(10),
+            max_server_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One failed attempt, as the retry loop sees it.
+enum Failure {
+    /// GitHub answered with an error status.
+    Status {
+        status: reqwest::StatusCode,
+        /// How long GitHub asked us to wait (`Retry-After`).
+        retry_after: Option<Duration>,
+        /// GitHub's `message` (and `errors`), or the start of a body that is not GitHub's JSON.
+        message: String,
+    },
+    /// No answer: connection refused or reset, timeout.
+    Transport(reqwest::Error),
+}
+
+impl Failure {
+    /// 5xx, 429, a 403 that carries `Retry-After` (GitHub's secondary rate limit), or no answer.
+    fn retryable(&self) -> bool {
+        match self {
+            Failure::Status {
+                status,
+                retry_after,
+                ..
+            } => {
+                status.is_server_error()
+                    || *status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                    || (*status == reqwest::StatusCode::FORBIDDEN && retry_after.is_some())
+            }
+            Failure::Transport(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Status { retry_after, .. } => *retry_after,
+            Failure::Transport(_) => None,
+        }
+    }
+
+    fn into_error(self, attempts: u32) -> ApiError {
+        match self {
+            Failure::Status {
+                status, message, ..
+            } => ApiError::Status {
+                status,
+                message,
+                attempts,
+            },
+            Failure::Transport(source) => ApiError::Transport { source, attempts },
+        }
+    }
+}
+
+/// The REST client for one repository's deployments: `POST …/deployments` and
+/// `POST …/deployments/{id}/statuses`, nothing else.
 pub struct Deployments {
-    client: Octocrab,
+    http: reqwest::Client,
+    /// `{api}/repos/{owner}/{repo}/deployments`.
+    deployments_url: Url,
     config: DeploymentConfig,
+    retry: RetryPolicy,
 }
 
 impl Deployments {
-    /// A client for `config`; must be called inside a tokio runtime (octocrab spawns its worker).
+    /// A client for `config`; fails only on a bad `GITHUB_API_URL` or an unusable token.
     pub fn new(config: DeploymentConfig) -> Result<Self, GitHubError> {
-        let client = Octocrab::builder()
-            .personal_token(config.token.expose().to_owned())
-            .base_uri(config.api_url.as_str())
-            .map_err(|e| GitHubError::BadApiUrl {
-                url: config.api_url.clone(),
-                source: Box::new(e),
-            })?
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
+        let deployments_url = deployments_url(&config)?;
+        let setup = |source| GitHubError::Api {
+            action: "set up the GitHub client".into(),
+            source,
+        };
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token.expose()))
+            .map_err(|_| setup(ApiError::BadToken))?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/vnd.github+json"),
+        );
+        headers.insert(
+            "x-github-api-version",
+            HeaderValue::from_static(API_VERSION),
+        );
+        headers.insert(AUTHORIZATION, auth);
+        crate::azure::http::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .default_headers(headers)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|e| api_error("set up the GitHub client".into(), e))?;
-        Ok(Deployments { client, config })
+            .map_err(|e| setup(ApiError::Client(e)))?;
+        Ok(Deployments {
+            http,
+            deployments_url,
+            config,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// The same client with other retry limits (tests shrink the backoff, never Retry-After).
+    #[cfg(test)]
+    pub(crate) fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// Creates the deployment of this commit to `environment` and marks it `in_progress`.
     pub async fn start(&self, environment: &str, what: &str) -> Result<DeploymentId, GitHubError> {
         let c = &self.config;
-        let deployment = self
-            .client
-            .repos(&c.owner, &c.repo)
-            .deployments()
-            .create(&c.sha)
-            .environment(environment)
-            .task("deploy:image")
-            .auto_merge(false)
-            .required_contexts(Vec::<String>::new())
-            .description(description(what))
-            .payload(serde_json::json!({ "tool": "aib" }))
-            .send()
+        let body = serde_json::json!({
+            "ref": c.sha,
+            "environment": environment,
+            "task": "deploy:image",
+            "auto_merge": false,
+            "required_contexts": [],
+            "description": description(what),
+            "payload": { "tool": "aib" },
+        });
+        let action = || format!("create the deployment to {environment}");
+        let answer = self
+            .post(self.deployments_url.clone(), &body)
             .await
-            .map_err(|e| api_error(format!("create the deployment to {environment}"), e))?;
-        self.status(
-            deployment.id,
-            environment,
-            DeploymentStatusState::InProgress,
-            what,
-            None,
-        )
-        .await?;
-        Ok(deployment.id)
+            .map_err(|source| GitHubError::Api {
+                action: action(),
+                source,
+            })?;
+        let created: Created = serde_json::from_slice(&answer).map_err(|e| GitHubError::Api {
+            action: action(),
+            source: ApiError::BadAnswer(e),
+        })?;
+        self.status(created.id, environment, State::InProgress, what, None)
+            .await?;
+        Ok(created.id)
     }
 
     /// Marks the deployment `success`: the image version id as description, its portal page
@@ -197,7 +351,7 @@ impl Deployments {
         self.status(
             id,
             environment,
-            DeploymentStatusState::Success,
+            State::Success,
             &id_description(image_version_id),
             Some(url),
         )
@@ -211,14 +365,8 @@ impl Deployments {
         environment: &str,
         message: &str,
     ) -> Result<(), GitHubError> {
-        self.status(
-            id,
-            environment,
-            DeploymentStatusState::Failure,
-            message,
-            None,
-        )
-        .await
+        self.status(id, environment, State::Failure, message, None)
+            .await
     }
 
     /// Marks the deployment `inactive`: the run built nothing after all (what-if, skipped).
@@ -228,50 +376,159 @@ impl Deployments {
         environment: &str,
         message: &str,
     ) -> Result<(), GitHubError> {
-        self.status(
-            id,
-            environment,
-            DeploymentStatusState::Inactive,
-            message,
-            None,
-        )
-        .await
+        self.status(id, environment, State::Inactive, message, None)
+            .await
     }
 
     async fn status(
         &self,
         id: DeploymentId,
         environment: &str,
-        state: DeploymentStatusState,
+        state: State,
         text: &str,
         environment_url: Option<String>,
     ) -> Result<(), GitHubError> {
-        let c = &self.config;
-        let repos = self.client.repos(&c.owner, &c.repo);
-        let deployments = repos.deployments();
-        let statuses = deployments.statuses(id);
-        let mut request = statuses
-            .create(state)
-            .environment(environment)
-            .description(description(text));
-        if let Some(url) = &c.log_url {
-            request = request.log_url(url.clone());
+        let mut body = serde_json::json!({
+            "state": state.as_str(),
+            "environment": environment,
+            "description": description(text),
+        });
+        if let Some(url) = &self.config.log_url {
+            body["log_url"] = url.as_str().into();
         }
         if let Some(url) = environment_url {
-            request = request.environment_url(url);
+            body["environment_url"] = url.into();
         }
-        request
+        let mut url = self.deployments_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.extend([id.to_string().as_str(), "statuses"]);
+        }
+        self.post(url, &body)
+            .await
+            .map_err(|source| GitHubError::Api {
+                action: format!("set deployment {id} to {}", state.as_str()),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// POSTs `body` to `url` with retries (see [`Failure::retryable`]); the answer's body.
+    async fn post(&self, url: Url, body: &serde_json::Value) -> Result<Vec<u8>, ApiError> {
+        let attempts = AtomicU32::new(0);
+        let policy = &self.retry;
+        let backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(policy.min_backoff)
+            .with_max_delay(policy.max_backoff)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(policy.attempts.saturating_sub(1) as usize);
+        let result = (|| {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            self.attempt(url.clone(), body)
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(Failure::retryable)
+        .adjust(|failure: &Failure, backoff: Option<Duration>| {
+            let server = failure.retry_after();
+            if server.is_some_and(|wait| wait > policy.max_server_wait) {
+                return None;
+            }
+            Some(next_wait(server, backoff?))
+        })
+        .await;
+        result.map_err(|failure| failure.into_error(attempts.load(Ordering::Relaxed)))
+    }
+
+    async fn attempt(&self, url: Url, body: &serde_json::Value) -> Result<Vec<u8>, Failure> {
+        let response = self
+            .http
+            .post(url)
+            .json(body)
             .send()
             .await
-            .map_err(|e| api_error(format!("set deployment {id} to {state:?}"), e))?;
-        Ok(())
+            .map_err(Failure::Transport)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers(), SystemTime::now());
+        let answer = response.bytes().await.map_err(Failure::Transport)?;
+        if status.is_success() {
+            return Ok(answer.to_vec());
+        }
+        Err(Failure::Status {
+            status,
+            retry_after,
+            message: redact(&github_message(&answer), &self.config.token),
+        })
     }
 }
 
-fn api_error(action: String, e: octocrab::Error) -> GitHubError {
-    GitHubError::Api {
-        action,
-        source: Box::new(e),
+/// The part of a created deployment this module reads.
+#[derive(serde::Deserialize)]
+struct Created {
+    id: DeploymentId,
+}
+
+/// `{api}/repos/{owner}/{repo}/deployments`, the owner and repo escaped as path segments; the
+/// API root may have a path of its own (GHES' `/api/v3`).
+fn deployments_url(config: &DeploymentConfig) -> Result<Url, GitHubError> {
+    let bad = |source: Box<dyn std::error::Error + Send + Sync>| GitHubError::BadApiUrl {
+        url: config.api_url.clone(),
+        source,
+    };
+    let mut url = Url::parse(&config.api_url).map_err(|e| bad(Box::new(e)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(
+            format!("scheme {} is not http or https", url.scheme()).into()
+        ));
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .map_err(|()| bad("it cannot have a path".into()))?
+        .pop_if_empty()
+        .extend(["repos", &config.owner, &config.repo, "deployments"]);
+    Ok(url)
+}
+
+/// `text` with the token replaced by `***`, should an answer ever echo it.
+fn redact(text: &str, token: &Secret) -> String {
+    if token.is_empty() {
+        return text.to_owned();
+    }
+    text.replace(token.expose(), "***")
+}
+
+/// What GitHub said in an error answer: its `message`, then the `errors` it lists (strings,
+/// or objects with a `message` or a `code`); a body that is not GitHub's JSON, cut short.
+fn github_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        message: String,
+        #[serde(default)]
+        errors: Vec<serde_json::Value>,
+    }
+    let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
+        let text = String::from_utf8_lossy(body);
+        let text = description(&text);
+        return if text.is_empty() {
+            "(no message)".to_owned()
+        } else {
+            text
+        };
+    };
+    let details: Vec<&str> = answer
+        .errors
+        .iter()
+        .filter_map(|e| {
+            e.as_str()
+                .or_else(|| e["message"].as_str())
+                .or_else(|| e["code"].as_str())
+        })
+        .collect();
+    if details.is_empty() {
+        answer.message
+    } else {
+        format!("{} ({})", answer.message, details.join("; "))
     }
 }
 
@@ -354,21 +611,9 @@ pub fn wrap(
     })
 }
 
-/// `inner` wrapped with [`wrap`] when `AIB_GITHUB_DEPLOYMENT=true`, else `inner` itself: the one
-/// line a binary needs. A configuration problem (no token…) is a warning and records nothing.
-pub fn wrap_if_enabled(
-    inner: Arc<dyn Reporter>,
-    env: &Env,
-    default_environment: Option<String>,
-) -> Arc<dyn Reporter> {
-    let enabled = env
-        .get(AIB_GITHUB_DEPLOYMENT)
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    wrap_when(enabled, inner, env, default_environment)
-}
-
-/// `inner` wrapped with [`wrap`] when `enabled` (e.g. `aib run --github-deployment`, whose
-/// flag also reads `AIB_GITHUB_DEPLOYMENT`), with its settings from `env`.
+/// `inner` wrapped with [`wrap`] when `enabled` (`aib run --github-deployment`, whose flag
+/// also reads [`AIB_GITHUB_DEPLOYMENT`]), else `inner` itself: the one line a binary needs. The
+/// settings come from `env`; a configuration problem (no token…) is a warning and records nothing.
 pub fn wrap_when(
     enabled: bool,
     inner: Arc<dyn Reporter>,

@@ -1,34 +1,46 @@
-//! GitHub deployments against a local fake of the GitHub REST API (axum on 127.0.0.1; octocrab's
-//! base URI pointed at it through `GITHUB_API_URL`), driven by the reporter events `aib run`
-//! sends.
+//! GitHub deployments against a local fake of the GitHub REST API (axum on 127.0.0.1; the
+//! client's API root pointed at it through `GITHUB_API_URL`), driven by the reporter events
+//! `aib run` sends.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::GitHubError;
-use super::deployments::{self, DeploymentConfig, portal_link};
+use super::deployments::portal_link;
+use super::deployments::{self, DeploymentConfig, DeploymentId, Deployments, RetryPolicy};
+use super::{ApiError, GitHubError};
 use crate::azure::env::Env;
 use crate::report::{Annotation, Level, ProgressId, ReportError, Reporter, StepStatus, Unit};
 use crate::secret::Secret;
 
-/// One request the fake received: path, Authorization header, JSON body.
+/// One request the fake received: path, Authorization header, the other headers GitHub
+/// requires, JSON body.
 #[derive(Debug, Clone)]
 struct Call {
     path: String,
     auth: String,
+    accept: String,
+    api_version: String,
+    user_agent: String,
     body: Value,
 }
+
+/// An error answer the fake gives before a success: status and `Retry-After` seconds.
+type Refusal = (StatusCode, Option<&'static str>);
 
 #[derive(Clone, Default)]
 struct Fake {
     calls: Arc<Mutex<Vec<Call>>>,
     /// Answer every request with this status instead (a GitHub outage).
     fail_with: Option<StatusCode>,
+    /// Answer the next deployment creations with these (status, Retry-After) first, one each.
+    fail_first: Arc<Mutex<VecDeque<Refusal>>>,
 }
 
 impl Fake {
@@ -38,13 +50,22 @@ impl Fake {
 }
 
 fn record(fake: &Fake, path: String, headers: &HeaderMap, body: Value) {
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
     if let Ok(mut calls) = fake.calls.lock() {
-        calls.push(Call { path, auth, body });
+        calls.push(Call {
+            path,
+            auth: header("authorization"),
+            accept: header("accept"),
+            api_version: header("x-github-api-version"),
+            user_agent: header("user-agent"),
+            body,
+        });
     }
 }
 
@@ -55,16 +76,37 @@ async fn create_deployment(
     Path((owner, repo)): Path<(String, String)>,
     headers: HeaderMap,
     Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
+) -> (StatusCode, HeaderMap, Json<Value>) {
     let path = format!("/repos/{owner}/{repo}/deployments");
     record(&fake, path, &headers, body.clone());
+    let first = fake.fail_first.lock().ok().and_then(|mut f| f.pop_front());
+    if let Some((status, retry_after)) = first {
+        let mut answer = HeaderMap::new();
+        if let Some(seconds) = retry_after {
+            answer.insert("retry-after", HeaderValue::from_static(seconds));
+        }
+        return (status, answer, Json(json!({ "message": "Server Error" })));
+    }
     if let Some(status) = fake.fail_with {
-        return (status, Json(json!({ "message": "Server Error" })));
+        return (
+            status,
+            HeaderMap::new(),
+            Json(json!({
+                "message": "Validation Failed",
+                "errors": [{
+                    "resource": "Deployment",
+                    "code": "custom",
+                    "message": "No ref found for: ghs_t0ken",
+                }],
+                "documentation_url": "https://docs.github.com/rest/deployments/deployments#create-a-deployment",
+            })),
+        );
     }
     let id = fake.calls().len() as u64;
     let repo_url = format!("{API}/repos/{owner}/{repo}");
     (
         StatusCode::CREATED,
+        HeaderMap::new(),
         Json(json!({
             "url": format!("{repo_url}/deployments/{id}"),
             "id": id,
@@ -113,13 +155,23 @@ async fn create_status(
 
 /// Starts the fake GitHub API; returns its URL. The server lives as long as the test runtime.
 async fn start_fake(fake: Fake) -> String {
-    let app = Router::new()
+    start_fake_at(fake, "").await
+}
+
+/// The fake GitHub API under `root` (GHES serves its API under `/api/v3`); returns its URL.
+async fn start_fake_at(fake: Fake, root: &str) -> String {
+    let api = Router::new()
         .route("/repos/{owner}/{repo}/deployments", post(create_deployment))
         .route(
             "/repos/{owner}/{repo}/deployments/{id}/statuses",
             post(create_status),
         )
         .with_state(fake);
+    let app = if root.is_empty() {
+        api
+    } else {
+        Router::new().nest(root, api)
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1");
@@ -532,21 +584,21 @@ fn github_descriptions_fit_140_characters() {
     assert_eq!(deployments::description("short\nline"), "short line");
 }
 
-/// Deployments are off unless AIB_GITHUB_DEPLOYMENT=true; on without a token they are a warning.
+/// Deployments are off unless enabled (`--github-deployment`, AIB_GITHUB_DEPLOYMENT=true); on
+/// without a token they are a warning.
 #[tokio::test(flavor = "multi_thread")]
 async fn github_deployments_only_when_enabled_and_configured() {
     let fake = Fake::default();
     let api = start_fake(fake.clone()).await;
     let inner: Arc<dyn Reporter> = Arc::new(Recorder::default());
 
-    let off = deployments::wrap_if_enabled(inner.clone(), &runner_env(&api), None);
+    let off = deployments::wrap_when(false, inner.clone(), &runner_env(&api), None);
     assert!(Arc::ptr_eq(&off, &inner));
 
     let recorder = Arc::new(Recorder::default());
     let mut env = runner_env(&api);
-    env.set("AIB_GITHUB_DEPLOYMENT", "true");
     env.set("GITHUB_TOKEN", "");
-    let no_token = deployments::wrap_if_enabled(recorder.clone(), &env, None);
+    let no_token = deployments::wrap_when(true, recorder.clone(), &env, None);
     assert_eq!(
         recorder.events(),
         [
@@ -555,9 +607,13 @@ async fn github_deployments_only_when_enabled_and_configured() {
     );
     drop(no_token);
 
-    let mut env = runner_env(&api);
-    env.set("AIB_GITHUB_DEPLOYMENT", "true");
-    let on = deployments::wrap_if_enabled(Arc::new(Recorder::default()), &env, Some("sbx".into()));
+    let env = runner_env(&api);
+    let on = deployments::wrap_when(
+        true,
+        Arc::new(Recorder::default()),
+        &env,
+        Some("sbx".into()),
+    );
     on.step_start("trigger-build");
     on.step_end("trigger-build", StepStatus::Failed);
     tokio::task::spawn_blocking(move || on.finish())
@@ -577,5 +633,166 @@ async fn github_deployments_only_when_enabled_and_configured() {
                 "failure".into()
             ),
         ]
+    );
+}
+
+/// Retries as fast as the tests allow: the backoff shrunk, a server's Retry-After still obeyed.
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 4,
+        min_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        max_server_wait: Duration::from_secs(60),
+    }
+}
+
+/// An error answer surfaces GitHub's status and message (and its listed errors), never the
+/// token, and a 4xx is not retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn github_error_answer_names_status_and_message_without_the_token() {
+    let fake = Fake {
+        fail_with: Some(StatusCode::UNPROCESSABLE_ENTITY),
+        ..Fake::default()
+    };
+    let api = start_fake(fake.clone()).await;
+    let config = DeploymentConfig::from_env(&runner_env(&api)).expect("config");
+    let client = Deployments::new(config)
+        .expect("client")
+        .with_retry(fast_retry());
+
+    let err = client.start("sbx", "build").await.expect_err("422");
+
+    let GitHubError::Api { action, source } = &err else {
+        panic!("not an API error: {err:?}");
+    };
+    assert_eq!(action, "create the deployment to sbx");
+    let ApiError::Status {
+        status,
+        message,
+        attempts,
+    } = source
+    else {
+        panic!("not a status error: {source:?}");
+    };
+    assert_eq!(status.as_u16(), 422);
+    assert_eq!(message, "Validation Failed (No ref found for: ***)");
+    assert_eq!(*attempts, 1);
+    let text = format!("{err}: {source} {err:?}");
+    assert!(
+        text.contains("HTTP 422 Unprocessable Entity: Validation Failed"),
+        "{text}"
+    );
+    assert!(!text.contains("ghs_t0ken"), "{text}");
+    assert_eq!(fake.calls().len(), 1, "a 422 is not retried");
+}
+
+/// A 502 from GitHub is retried: the second answer (201) creates the deployment, which then
+/// goes in_progress; every request carries the headers GitHub requires.
+#[tokio::test(flavor = "multi_thread")]
+async fn github_502_then_201_is_retried_to_success() {
+    let fake = Fake::default();
+    if let Ok(mut first) = fake.fail_first.lock() {
+        first.push_back((StatusCode::BAD_GATEWAY, None));
+    }
+    let api = start_fake(fake.clone()).await;
+    let config = DeploymentConfig::from_env(&runner_env(&api)).expect("config");
+    let client = Deployments::new(config)
+        .expect("client")
+        .with_retry(fast_retry());
+
+    let id = client
+        .start("sbx", "build")
+        .await
+        .expect("retried to success");
+
+    assert_eq!(id, DeploymentId(2));
+    let calls = fake.calls();
+    assert_eq!(
+        story(&calls),
+        [
+            ("/repos/octo/images/deployments".into(), "sbx".into()),
+            ("/repos/octo/images/deployments".into(), "sbx".into()),
+            (
+                "/repos/octo/images/deployments/2/statuses".into(),
+                "in_progress".into()
+            ),
+        ]
+    );
+    assert_eq!(calls[0].body, calls[1].body, "the same request re-sent");
+    for call in &calls {
+        assert_eq!(call.auth, "Bearer ghs_t0ken");
+        assert_eq!(call.accept, "application/vnd.github+json");
+        assert_eq!(call.api_version, "2022-11-28");
+        assert_eq!(call.user_agent, crate::azure::http::USER_AGENT);
+    }
+}
+
+/// A 429's Retry-After is waited out even when the backoff is shorter; a 5xx that lasts ends
+/// after the attempt limit, saying how many were made.
+#[tokio::test(flavor = "multi_thread")]
+async fn github_retry_honours_retry_after_and_stops_at_the_attempt_limit() {
+    let fake = Fake::default();
+    if let Ok(mut first) = fake.fail_first.lock() {
+        first.push_back((StatusCode::TOO_MANY_REQUESTS, Some("1")));
+    }
+    let api = start_fake(fake.clone()).await;
+    let config = DeploymentConfig::from_env(&runner_env(&api)).expect("config");
+    let client = Deployments::new(config.clone())
+        .expect("client")
+        .with_retry(fast_retry());
+
+    let started = Instant::now();
+    client
+        .start("sbx", "build")
+        .await
+        .expect("after Retry-After");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(fake.calls().len(), 3);
+
+    let outage = Fake {
+        fail_with: Some(StatusCode::SERVICE_UNAVAILABLE),
+        ..Fake::default()
+    };
+    let api = start_fake(outage.clone()).await;
+    let config = DeploymentConfig::from_env(&runner_env(&api)).expect("config");
+    let client = Deployments::new(config)
+        .expect("client")
+        .with_retry(fast_retry());
+    let err = client.start("sbx", "build").await.expect_err("outage");
+    assert!(
+        matches!(
+            &err,
+            GitHubError::Api {
+                source: ApiError::Status { attempts: 4, .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(outage.calls().len(), 4);
+}
+
+/// `GITHUB_API_URL` must be an http(s) URL; GHES' `/api/v3` root keeps its path.
+#[tokio::test(flavor = "multi_thread")]
+async fn github_api_url_must_be_http_and_keeps_its_path() {
+    let fake = Fake::default();
+    let root = start_fake_at(fake.clone(), "/api/v3").await;
+    let config =
+        DeploymentConfig::from_env(&runner_env(&format!("{root}/api/v3/"))).expect("config");
+    let client = Deployments::new(config).expect("client");
+    let id = client.start("sbx", "build").await.expect("under /api/v3");
+    assert_eq!(id, DeploymentId(1));
+    assert_eq!(fake.calls().len(), 2);
+
+    let config = DeploymentConfig::from_env(&runner_env("ftp://ghes.example")).expect("config");
+    let err = Deployments::new(config).err().expect("ftp refused");
+    assert!(matches!(err, GitHubError::BadApiUrl { .. }), "{err:?}");
+
+    let config = DeploymentConfig::from_env(&runner_env("not a url")).expect("config");
+    let err = Deployments::new(config).err().expect("not a URL");
+    assert!(
+        err.to_string()
+            .starts_with("GITHUB_API_URL 'not a url' is not a URL"),
+        "{err}"
     );
 }
