@@ -63,7 +63,7 @@ const INPUTS = {
 const TARGETS = {
   'linux-x64': 'x86_64-unknown-linux-musl',
   'linux-arm64': 'aarch64-unknown-linux-musl',
-  'win32-x64': 'x86_64-pc-windows-msvc',
+  'win32-x64': 'x86_64-pc-windows-gnu',
   'darwin-arm64': 'aarch64-apple-darwin',
   'darwin-x64': 'x86_64-apple-darwin',
 };

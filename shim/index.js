@@ -9,7 +9,9 @@
 // Node24).
 //
 // Packaged layout (scripts/package): <task>/task.json, <task>/shim/index.js,
-// <task>/bin/<platform>/<binary>, where <platform> is one of PLATFORMS' keys.
+// <task>/bin/<platform>/aib[.exe], where <platform> is one of PLATFORMS' keys. One multi-call
+// binary per platform carries every step (`aib upload-scripts …` is the upload-scripts program;
+// docs/distribution.md), which keeps the .vsix small.
 'use strict';
 
 const childProcess = require('node:child_process');
@@ -23,11 +25,11 @@ const TASK_ROOT = path.resolve(__dirname, '..');
 /** `command` input → binary and the arguments that come before the flags. */
 const COMMANDS = {
   run: { bin: 'aib', pre: ['run'] },
-  'remove-templates': { bin: 'remove-templates', pre: [] },
-  'deploy-infra': { bin: 'deploy-infra', pre: [] },
-  'upload-scripts': { bin: 'upload-scripts', pre: [] },
-  'trigger-build': { bin: 'trigger-build', pre: [] },
-  'wait-for-build': { bin: 'wait-for-build', pre: [] },
+  'remove-templates': { bin: 'aib', pre: ['remove-templates'] },
+  'deploy-infra': { bin: 'aib', pre: ['deploy-infra'] },
+  'upload-scripts': { bin: 'aib', pre: ['upload-scripts'] },
+  'trigger-build': { bin: 'aib', pre: ['trigger-build'] },
+  'wait-for-build': { bin: 'aib', pre: ['wait-for-build'] },
 };
 const ALL = Object.keys(COMMANDS);
 

@@ -98,7 +98,7 @@ test('workload_identity_with_the_real_binary_asks_the_job_oidc_endpoint', async 
   const dir = tempDir(t, 'emu');
   const emu = await startEmulator(t);
   const oidc = await startOidcFake(t, dir, emu);
-  const { task, record } = makeTask(t, { 'remove-templates': { link: built('remove-templates') } });
+  const { task, record } = makeTask(t, { aib: { link: built('aib') } });
   const conn = emu.azurePipelines.serviceConnectionId;
   const env = {
     ...endpointEnv(conn, 'WorkloadIdentityFederation', { serviceprincipalid: emu.clientId, tenantid: emu.tenantId }, { subscriptionId: emu.subscriptionId, environment: 'AzureCloud' }),

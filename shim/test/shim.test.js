@@ -38,8 +38,8 @@ test('workload_identity_connection_reaches_the_binary_as_ado_oidc', async (t) =>
   const res = await runShim(task, { ...wifEnv(), INPUT_COMMAND: 'upload-scripts', INPUT_ENVIRONMENT: 'dev' }, record);
   assert.equal(res.status, 0, res.stdout + res.stderr);
   const [run] = recorded(record);
-  assert.equal(run.bin, 'upload-scripts');
-  assert.deepEqual(run.argv, ['--env', 'dev', '--auth', 'ado-oidc', '--client-id', CLIENT, '--tenant-id', TENANT, '--subscription-id', SUB, '--cloud', 'AzureCloud']);
+  assert.equal(run.bin, 'aib');
+  assert.deepEqual(run.argv, ['upload-scripts', '--env', 'dev', '--auth', 'ado-oidc', '--client-id', CLIENT, '--tenant-id', TENANT, '--subscription-id', SUB, '--cloud', 'AzureCloud']);
   assert.deepEqual(run.env, {
     SYSTEM_ACCESSTOKEN: ACCESS_TOKEN,
     SYSTEM_OIDCREQUESTURI: wifEnv().SYSTEM_OIDCREQUESTURI,
@@ -56,7 +56,7 @@ test('service_principal_secret_reaches_the_binary_only_in_its_environment_and_th
   const res = await runShim(task, { ...secretEnv(), INPUT_COMMAND: 'deploy-infra', INPUT_ENVIRONMENT: 'sbx', INPUT_WHATIF: 'true' }, record);
   assert.equal(res.status, 0, res.stdout + res.stderr);
   const [run] = recorded(record);
-  assert.deepEqual(run.argv, ['--env', 'sbx', '--what-if', '--auth', 'secret', '--client-id', CLIENT, '--tenant-id', TENANT, '--subscription-id', SUB, '--cloud', 'AzureCloud']);
+  assert.deepEqual(run.argv, ['deploy-infra', '--env', 'sbx', '--what-if', '--auth', 'secret', '--client-id', CLIENT, '--tenant-id', TENANT, '--subscription-id', SUB, '--cloud', 'AzureCloud']);
   assert.deepEqual(run.env, { AZURE_CLIENT_SECRET: CLIENT_SECRET });
   // Registered before anything else is printed.
   assert.equal(res.stdout.split('\n')[0], `##vso[task.setsecret]${CLIENT_SECRET}`);
@@ -84,7 +84,7 @@ test('managed_identity_connection_reaches_the_binary_as_managed_identity', async
   const res = await runShim(task, { ...env, INPUT_COMMAND: 'trigger-build', INPUT_ENVIRONMENT: 'prd', INPUT_OS: 'windows' }, record);
   assert.equal(res.status, 0, res.stdout + res.stderr);
   const [run] = recorded(record);
-  assert.deepEqual(run.argv, ['--env', 'prd', '--os', 'windows', '--auth', 'managed-identity', '--tenant-id', TENANT, '--subscription-id', SUB, '--cloud', 'AzureUSGovernment']);
+  assert.deepEqual(run.argv, ['trigger-build', '--env', 'prd', '--os', 'windows', '--auth', 'managed-identity', '--tenant-id', TENANT, '--subscription-id', SUB, '--cloud', 'AzureUSGovernment']);
   assert.deepEqual(run.env, {});
   assert.doesNotMatch(res.stdout, /setsecret/);
 });
@@ -122,10 +122,10 @@ test('failing_binary_marks_the_task_failed_with_its_exit_status', async (t) => {
 /** The bundled binary arrives without its executable bit (a .vsix drops it); the shim restores it. */
 test('shim_restores_the_executable_bit', async (t) => {
   const { task, binDir, record } = makeTask(t);
-  assert.equal(fs.statSync(`${binDir}/upload-scripts`).mode & 0o111, 0);
+  assert.equal(fs.statSync(`${binDir}/aib`).mode & 0o111, 0);
   const res = await runShim(task, { ...wifEnv(), INPUT_COMMAND: 'upload-scripts' }, record);
   assert.equal(res.status, 0, res.stdout + res.stderr);
-  assert.equal(fs.statSync(`${binDir}/upload-scripts`).mode & 0o777, 0o755);
+  assert.equal(fs.statSync(`${binDir}/aib`).mode & 0o777, 0o755);
 });
 
 /** Bad input and unusable connections fail the task with exit 2 and run nothing. */
@@ -151,10 +151,11 @@ test('bad_input_and_unsupported_connections_fail_before_running_anything', async
 
 /** A task folder without this platform's binary fails clearly, naming the file it looked for. */
 test('missing_platform_binary_fails_naming_it', async (t) => {
-  const { task, record } = makeTask(t, { aib: '#!/bin/sh\n' });
+  // An older layout: one binary per step, no multi-call aib.
+  const { task, record } = makeTask(t, { 'upload-scripts': '#!/bin/sh\n' });
   const res = await runShim(task, { ...wifEnv(), INPUT_COMMAND: 'upload-scripts' }, record);
   assert.equal(res.status, 1);
-  assert.match(res.stdout, /the extension has no upload-scripts for (linux|darwin|win32)-/);
+  assert.match(res.stdout, /the extension has no aib for (linux|darwin|win32)-/);
 });
 
 /** An agent platform without a bundled binary fails listing the supported ones. */

@@ -189,6 +189,10 @@ fn random_secret() -> String {
 impl Emulator {
     /// Starts the servers (and Azurite when configured) on 127.0.0.1.
     pub async fn start(config: EmulatorConfig) -> Result<Emulator> {
+        // Its own clients (to Azurite) and the tests' need a process-wide rustls provider; with
+        // aws-lc-rs (here) and ring (aib's) both compiled in, rustls picks none by itself.
+        // Whichever is installed first stays.
+        let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
         let (temp, state_dir) = match &config.state_dir {
             Some(d) => (None, d.clone()),
             None => {

@@ -6,6 +6,7 @@
 //!   `file:line:column`, parameter path and message.
 //! - `whoami`: `aib whoami` against the emulator (kind and ids, never the secret; exit 2 when
 //!   nothing is configured).
+//! - `multicall`: `aib` linked under a step's name is that step; `aib <step> …` is the same.
 //! - `emulated`: the end-to-end world of `aib run` (an emulator with Azurite per test, the
 //!   binary with CI credentials, the request log and ARM state for assertions).
 //! - `run_help`: `aib run --help` / `aib steps` teach and answer the scopes; a wrong one exits 2.
@@ -17,6 +18,7 @@
 
 mod emulated;
 mod invalid_corpus;
+mod multicall;
 mod run_demo;
 mod run_help;
 mod run_scopes;

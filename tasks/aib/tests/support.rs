@@ -33,7 +33,12 @@ pub fn aib(args: &[&str]) -> Run {
 
 /// Like [`aib`], with extra environment variables (e.g. to pose as a CI).
 pub fn aib_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let output: Output = Command::new(env!("CARGO_BIN_EXE_aib"))
+    run_program(Path::new(env!("CARGO_BIN_EXE_aib")), args, env)
+}
+
+/// Runs `program <args>` (the built `aib`, or a link to it under another name) as [`aib`] does.
+pub fn run_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let output: Output = Command::new(program)
         .args(args)
         .current_dir(repo_root())
         .env_remove("GITHUB_ACTIONS")

@@ -1,5 +1,5 @@
-//! The one HTTP client: reqwest with rustls, trusting the platform roots plus the PEM bundle in
-//! `SSL_CERT_FILE`.
+//! The one HTTP client: reqwest with rustls, trusting the platform's roots, or, when
+//! `SSL_CERT_FILE` names a PEM bundle, that bundle instead (as OpenSSL, curl and Python do).
 //!
 //! It is built once per process and shared by the credentials (as azure_core's transport), the
 //! ARM client and the blob client, so one CA configuration covers tokens, ARM and storage. The
@@ -15,7 +15,7 @@ use super::env::{self, Env};
 /// TLS and connection settings of the shared client.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Extra trusted roots (PEM, one or more certificates), added to the platform roots.
+    /// Trusted roots (PEM, one or more certificates) that replace the platform's roots.
     pub ca_file: Option<PathBuf>,
     /// How long to wait for a TCP + TLS connection.
     pub connect_timeout: Duration,
@@ -69,8 +69,29 @@ pub enum HttpError {
 /// The `User-Agent` of every request: `aib/<version>`.
 pub const USER_AGENT: &str = concat!("aib/", env!("CARGO_PKG_VERSION"));
 
+/// Makes ring the process's rustls crypto provider, once; every HTTPS client needs one.
+///
+/// The shipped binaries carry ring alone (small, and it cross-compiles with a plain C cross
+/// compiler). Test builds also link the emulator's aws-lc-rs, and with two providers compiled
+/// in rustls will not pick one itself. Whichever is installed first stays; both are complete.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // An error means another provider is already installed, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A client with reqwest's defaults (platform roots), for the paths that need no CA file
+/// (a connection string to a local Azurite, tests).
+pub fn default_client() -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::new()
+}
+
 /// Builds the shared client. Call once and clone (clones share the connection pool).
 pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client, HttpError> {
+    install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(options.connect_timeout)
@@ -91,7 +112,11 @@ pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client, HttpError>
                 source: None,
             });
         }
-        builder = builder.tls_certs_merge(certs);
+        // The bundle replaces the platform's roots, as SSL_CERT_FILE does for OpenSSL, curl and
+        // Python: a proxy's bundle carries the public roots it still needs. It also keeps the
+        // check inside rustls (webpki) on every OS, where Windows' verifier with extra roots
+        // fails under Wine and on locked-down hosts.
+        builder = builder.tls_certs_only(certs);
     }
     builder.build().map_err(HttpError::Build)
 }

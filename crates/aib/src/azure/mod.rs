@@ -2,7 +2,7 @@
 //! ARM client.
 //!
 //! The split (see `shared/design.md`): [`cloud`] says where the endpoints are, [`http`] builds the
-//! single `reqwest::Client` (platform roots plus `SSL_CERT_FILE`) that serves token requests, ARM
+//! single `reqwest::Client` (platform roots, or the `SSL_CERT_FILE` bundle instead) that serves token requests, ARM
 //! and blobs alike, [`auth`] picks and builds the credential, [`arm`] is the only code that sends
 //! ARM requests (retries, throttling, long-running operations, error decoding live there once).
 //! [`env`] names every environment variable this module understands; only binaries read the

@@ -252,8 +252,16 @@ impl Annotation {
     }
 
     /// Points the annotation at `file`, and at `line`/`col` when known.
+    ///
+    /// CI systems match annotation paths against the repository's, which use `/`: on Windows a
+    /// path joined with `\` is written with `/` (elsewhere `\` is a legal file-name character).
     pub fn at(mut self, file: impl Into<String>, line: Option<u32>, col: Option<u32>) -> Self {
-        self.file = Some(file.into());
+        let file = file.into();
+        self.file = Some(if cfg!(windows) {
+            file.replace('\\', "/")
+        } else {
+            file
+        });
         self.line = line;
         self.col = col;
         self

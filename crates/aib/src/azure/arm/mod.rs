@@ -660,7 +660,7 @@ mod tests {
         let cloud = Cloud::named("AzureCloud").unwrap();
         ArmClient::new(
             cloud,
-            reqwest::Client::new(),
+            crate::azure::http::default_client(),
             tokens,
             observer,
             ArmOptions::default(),
