@@ -5,7 +5,7 @@
 #   cross_platforms                 the platforms built here (Node's platform-arch names)
 #   cross_target PLATFORM           its Rust target (also darwin-*, built on macOS only)
 #   cross_setup TARGET              rustup target + Debian packages + linker variables, or exit 2
-#   cross_need COMMAND PACKAGE      install a Debian package when its command is missing
+#   cross_need COMMAND|/PATH PACKAGE  install a Debian package when its command (or file) is missing
 #
 # Adding a platform is one line in CROSS_PLATFORMS and one case in cross_setup.
 
@@ -37,7 +37,8 @@ cross_die() { echo "${CROSS_WHO:-scripts}: $*" >&2; exit 2; }
 # when it asks no password); otherwise says what to run.
 cross_need() {
   local cmd=$1 pkg=$2 sudo=()
-  command -v "$cmd" >/dev/null 2>&1 && return 0
+  # An absolute path is a file the package provides (headers, not a command).
+  if [[ "$cmd" == /* ]]; then [ -e "$cmd" ] && return 0; else command -v "$cmd" >/dev/null 2>&1 && return 0; fi
   [ "$(id -u)" -eq 0 ] || { sudo -n true 2>/dev/null && sudo=(sudo -n); } ||
     cross_die "$cmd is missing: run 'sudo apt-get install $pkg'"
   command -v apt-get >/dev/null 2>&1 || cross_die "$cmd is missing and this is not Debian/Ubuntu: install $pkg"
@@ -48,7 +49,7 @@ cross_need() {
   fi
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null ||
     cross_die "apt-get install $pkg failed"
-  command -v "$cmd" >/dev/null 2>&1 || cross_die "$pkg is installed but $cmd is still not on PATH"
+  [ -e "$cmd" ] || command -v "$cmd" >/dev/null 2>&1 || cross_die "$pkg is installed but $cmd is still missing"
 }
 
 cross_setup() {
@@ -61,6 +62,8 @@ cross_setup() {
       # Debian's glibc cross gcc links Rust's self-contained musl (crt objects and libc.a come
       # with the rustup target) and compiles the C of aws-lc-sys.
       cross_need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+      # Its C headers (only recommended by the compiler's package): ring's C includes them.
+      cross_need /usr/aarch64-linux-gnu/include/stdint.h libc6-dev-arm64-cross
       export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
       export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
       export AR_aarch64_unknown_linux_musl=aarch64-linux-gnu-ar
