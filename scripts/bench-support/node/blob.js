@@ -10,6 +10,7 @@
 //   node blob.js create <container>            create the container
 //   node blob.js delete <container>            delete the container (frees Azurite's memory)
 //   node blob.js sas <container> <blob>        print a blob URL with a 1-hour write SAS
+//   node blob.js container-sas <container>     print a 1-hour create/write SAS query for the container
 
 "use strict";
 
@@ -18,6 +19,7 @@ const path = require("node:path");
 const {
   BlobServiceClient,
   BlobSASPermissions,
+  ContainerSASPermissions,
   generateBlobSASQueryParameters,
   StorageSharedKeyCredential,
 } = require("@azure/storage-blob");
@@ -64,10 +66,15 @@ async function upload(container, folder) {
   console.log(`${files} files uploaded`);
 }
 
-function sas(container, blob) {
+// The account key of the connection string, to sign SAS tokens with.
+function sharedKey() {
   const cs = process.env.AZURE_STORAGE_CONNECTION_STRING || "";
   const get = (k) => (cs.match(new RegExp(`(?:^|;)${k}=([^;]+)`)) || [])[1];
-  const credential = new StorageSharedKeyCredential(get("AccountName"), get("AccountKey"));
+  return new StorageSharedKeyCredential(get("AccountName"), get("AccountKey"));
+}
+
+function sas(container, blob) {
+  const credential = sharedKey();
   const client = service().getContainerClient(container).getBlockBlobClient(blob);
   const query = generateBlobSASQueryParameters(
     {
@@ -81,6 +88,20 @@ function sas(container, blob) {
   console.log(`${client.url}?${query}`);
 }
 
+function containerSas(container) {
+  const credential = sharedKey();
+  console.log(
+    generateBlobSASQueryParameters(
+      {
+        containerName: container,
+        permissions: ContainerSASPermissions.parse("cw"),
+        expiresOn: new Date(Date.now() + 3600 * 1000),
+      },
+      credential,
+    ).toString(),
+  );
+}
+
 async function main(argv) {
   const [command, container, arg] = argv;
   switch (command) {
@@ -92,8 +113,10 @@ async function main(argv) {
       return service().getContainerClient(container).delete();
     case "sas":
       return sas(container, arg);
+    case "container-sas":
+      return containerSas(container);
     default:
-      throw new Error(`unknown command '${command}' (upload, create, delete, sas)`);
+      throw new Error(`unknown command '${command}' (upload, create, delete, sas, container-sas)`);
   }
 }
 
