@@ -201,30 +201,15 @@ def main() -> None:
             out = subprocess.run([str(args.az), *cmd], env=az_env, capture_output=True, text=True)
             if out.returncode != 0:
                 sys.exit(f"bench startup: az {' '.join(cmd[:2])} failed ({out.returncode}):\n{out.stderr}")
-        # `az login` signs in and stores the secret, then lists subscriptions with api-version
-        # 2022-12-01, which aib-emulator does not serve (it answers 400 listing the versions it
-        # does): the subscription is then written into azureProfile.json as az login would.
+        # `az login` signs in, stores the secret and lists the subscriptions (api-version
+        # 2022-12-01 of the subscriptions API, which aib-emulator serves).
         login = subprocess.run(
             [str(args.az), "login", "--service-principal", "-u", emu["clientId"], "-p",
              emu["clientSecret"], "--tenant", emu["tenantId"], "-o", "none"],
             env=az_env, capture_output=True, text=True,
         )
-        az_dir = work / "az"
-        if not (az_dir / "service_principal_entries.json").exists():
-            sys.exit(f"bench startup: az login did not sign in:\n{login.stderr}")
-        profile_file = az_dir / "azureProfile.json"
-        profile = json.loads(profile_file.read_text(encoding="utf-8-sig") or "{}")
-        profile["subscriptions"] = [{
-            "id": sub, "name": "aib-emulator", "state": "Enabled", "isDefault": True,
-            "user": {"name": emu["clientId"], "type": "servicePrincipal"},
-            "tenantId": emu["tenantId"], "homeTenantId": emu["tenantId"],
-            "environmentName": CLOUD, "managedByTenants": [],
-        }]
-        profile_file.write_text(json.dumps(profile))
-        login_note = "signed in" if login.returncode == 0 else (
-            "signed in; its subscription listing was refused (api-version 2022-12-01), so the "
-            "driver wrote the subscription into azureProfile.json"
-        )
+        if login.returncode != 0:
+            sys.exit(f"bench startup: az login failed ({login.returncode}):\n{login.stderr}")
 
         bin_dir = args.bin_dir
         version = {s: [str(bin_dir / s), "--version"] for s in ["aib", *STEPS]}
@@ -304,7 +289,7 @@ def main() -> None:
         "finished template. Each of our runs gets its own token (client secret) first; `az` was",
         "logged in once beforehand (`az cloud register --skip-endpoint-discovery` at the",
         "emulator, `AZURE_CORE_INSTANCE_DISCOVERY=false`, `REQUESTS_CA_BUNDLE` at its CA,",
-        f"`az login --service-principal`: {login_note}) and answers from its token cache.",
+        "`az login --service-principal`) and answers from its token cache.",
         "",
         *rows,
         "",

@@ -222,6 +222,45 @@ async fn api_version_is_checked_per_provider() {
     );
 }
 
+/// The subscriptions API answers in its own api-versions (`az login` lists subscriptions with
+/// 2022-12-01) but only on its own paths: a resource group refuses 2022-12-01.
+#[tokio::test]
+async fn subscriptions_api_serves_az_login_versions() {
+    let emu = emulator(false).await;
+    let http = client(&emu);
+    let token = mgmt_token(&emu, &http).await;
+    let base = emu.url().to_string();
+    let get = |path: String| {
+        let request = http.get(format!("{base}{path}")).bearer_auth(&token);
+        async move {
+            let r = request.send().await.expect("get");
+            (r.status().as_u16(), json(r).await)
+        }
+    };
+    let (status, v) = get("subscriptions?api-version=2022-12-01".into()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["value"][0]["subscriptionId"], emu.subscription_id());
+    assert_eq!(v["value"][0]["tenantId"], emu.tenant_id());
+    assert_eq!(v["value"][0]["state"], "Enabled");
+    let sub = emu.subscription_id();
+    let (status, v) = get(format!("subscriptions/{sub}?api-version=2022-12-01")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["id"], format!("/subscriptions/{sub}"));
+    let (status, v) = get("tenants?api-version=2022-12-01".into()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["value"][0]["tenantId"], emu.tenant_id());
+    let (status, v) = get(format!(
+        "subscriptions/{sub}/resourcegroups/x?api-version=2022-12-01"
+    ))
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["code"], "InvalidApiVersionParameter");
+    let (status, v) = get("subscriptions?api-version=2099-01-01".into()).await;
+    assert_eq!(status, 400, "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("2022-12-01"), "{v}");
+}
+
 /// Tokens expire on the emulated clock: ARM answers 401 ExpiredAuthenticationToken afterwards.
 #[tokio::test]
 async fn expired_token_gets_401_expired() {

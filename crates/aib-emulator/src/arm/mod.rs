@@ -144,6 +144,31 @@ pub(crate) fn supported_versions(ns: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// Api-versions of ARM's subscriptions API (`GET /subscriptions`, `/subscriptions/{id}`,
+/// `/tenants`), which has versions of its own besides Microsoft.Resources': `az login` lists
+/// subscriptions with 2022-12-01.
+const SUBSCRIPTIONS_API_VERSIONS: &[&str] = &[
+    "2022-12-01",
+    "2021-01-01",
+    "2020-01-01",
+    "2019-11-01",
+    "2019-06-01",
+    "2018-06-01",
+    "2016-06-01",
+];
+
+/// Whether the path is served by the subscriptions API (see [`SUBSCRIPTIONS_API_VERSIONS`]).
+fn is_subscriptions_api(lsegs: &[String]) -> bool {
+    matches!(
+        lsegs
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+        ["subscriptions"] | ["subscriptions", _] | ["tenants"]
+    )
+}
+
 fn namespace_of(lsegs: &[String]) -> String {
     // Provider registration calls belong to Microsoft.Resources.
     if lsegs.len() >= 3 && lsegs[0] == "subscriptions" && lsegs[2] == "providers" {
@@ -381,8 +406,15 @@ async fn front_door(
             Some(remaining),
         );
     };
-    if !versions.contains(&api_version.as_str()) {
-        let list = versions.join(", ");
+    let subscriptions_api = is_subscriptions_api(&lsegs);
+    let accepted = versions.contains(&api_version.as_str())
+        || (subscriptions_api && SUBSCRIPTIONS_API_VERSIONS.contains(&api_version.as_str()));
+    if !accepted {
+        let list = if subscriptions_api {
+            [SUBSCRIPTIONS_API_VERSIONS, versions].concat().join(", ")
+        } else {
+            versions.join(", ")
+        };
         let r = if ns == "microsoft.resources" {
             arm_error(
                 StatusCode::BAD_REQUEST,
@@ -478,6 +510,11 @@ async fn route(ctx: &Ctx<'_>) -> Response {
         return rbac::handle(ctx, &scope, &l[p + 2..]).await;
     }
 
+    match l.as_slice() {
+        ["subscriptions"] => return list_subscriptions(ctx),
+        ["tenants"] => return list_tenants(ctx),
+        _ => {}
+    }
     if l.first() != Some(&"subscriptions") || l.len() < 2 {
         return not_found_path(ctx);
     }
@@ -573,19 +610,52 @@ fn list_by_type(ctx: &Ctx<'_>, rg: Option<&str>, ns: &str, typ: &str) -> Respons
     page(ctx, items)
 }
 
-fn subscription(ctx: &Ctx<'_>) -> Response {
+/// The emulator's one subscription as the subscriptions API describes it.
+fn subscription_body(ctx: &Ctx<'_>) -> Value {
     let sub = ctx.sub();
+    json!({
+        "id": format!("/subscriptions/{sub}"),
+        "subscriptionId": sub,
+        "tenantId": ctx.inner.tenant_id,
+        "displayName": "aib-emulator subscription",
+        "state": "Enabled",
+        "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "PayAsYouGo_2014-09-01", "spendingLimit": "Off"},
+        "authorizationSource": "RoleBased",
+        "managedByTenants": [],
+    })
+}
+
+fn subscription(ctx: &Ctx<'_>) -> Response {
+    json_response(StatusCode::OK, &subscription_body(ctx))
+}
+
+/// `GET /subscriptions`: what `az login` asks right after signing in. The one subscription,
+/// for any signed-in principal (as `GET /subscriptions/{id}` is here).
+fn list_subscriptions(ctx: &Ctx<'_>) -> Response {
+    if ctx.method != Method::GET {
+        return method_not_allowed(ctx);
+    }
     json_response(
         StatusCode::OK,
-        &json!({
-            "id": format!("/subscriptions/{sub}"),
-            "subscriptionId": sub,
-            "tenantId": ctx.inner.tenant_id,
-            "displayName": "aib-emulator subscription",
-            "state": "Enabled",
-            "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "PayAsYouGo_2014-09-01", "spendingLimit": "Off"},
-            "authorizationSource": "RoleBased",
-        }),
+        &json!({ "value": [subscription_body(ctx)] }),
+    )
+}
+
+/// `GET /tenants`: the emulator's one tenant, for clients that list tenants before subscriptions.
+fn list_tenants(ctx: &Ctx<'_>) -> Response {
+    if ctx.method != Method::GET {
+        return method_not_allowed(ctx);
+    }
+    let tenant = &ctx.inner.tenant_id;
+    json_response(
+        StatusCode::OK,
+        &json!({ "value": [{
+            "id": format!("/tenants/{tenant}"),
+            "tenantId": tenant,
+            "tenantCategory": "Home",
+            "displayName": "aib-emulator tenant",
+            "defaultDomain": "aib-emulator.onmicrosoft.com",
+        }] }),
     )
 }
 
