@@ -38,13 +38,17 @@ impl Steps {
 /// A duration as people read it: `0.4s`, `12.3s`, `4m 05s`, `1h 02m`.
 pub(crate) fn duration(d: Duration) -> String {
     let ms = d.whole_milliseconds().max(0);
-    let secs = ms / 1000;
-    if secs < 60 {
-        format!("{}.{}s", secs, (ms % 1000) / 100)
+    // Rounded to the tenth, as the steps' own summaries (`{:.1}s`) are: a step that reports
+    // "in 0.1s" must not end with "succeeded in 0.0s".
+    let tenths = (ms + 50) / 100;
+    let secs = (ms + 500) / 1000;
+    if tenths < 600 {
+        format!("{}.{}s", tenths / 10, tenths % 10)
     } else if secs < 3600 {
         format!("{}m {:02}s", secs / 60, secs % 60)
     } else {
-        format!("{}h {:02}m", secs / 3600, (secs % 3600) / 60)
+        let minutes = (ms + 30_000) / 60_000;
+        format!("{}h {:02}m", minutes / 60, minutes % 60)
     }
 }
 
@@ -69,6 +73,8 @@ mod tests {
         let cases = [
             (Duration::milliseconds(0), "0.0s"),
             (Duration::milliseconds(432), "0.4s"),
+            (Duration::milliseconds(60), "0.1s"),
+            (Duration::milliseconds(59_970), "1m 00s"),
             (Duration::milliseconds(12_345), "12.3s"),
             (Duration::seconds(245), "4m 05s"),
             (Duration::seconds(3720), "1h 02m"),
