@@ -8,13 +8,8 @@
 //! a range that starts at the end of the blob is answered 416 by the service, which here means
 //! "nothing new", not a failure.
 
-use azure_storage_blob::models::{
-    BlobClientDownloadOptions, BlobContainerClientListBlobsOptions, HttpRange,
-};
-use azure_storage_blob::{
-    BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
-};
-use futures::TryStreamExt as _;
+use azure_storage_blob::models::{BlobClientDownloadOptions, HttpRange};
+use azure_storage_blob::{BlobClient, BlobClientOptions};
 
 use super::{BlobError, Container};
 
@@ -52,43 +47,16 @@ impl Container {
         &self,
         prefix: Option<&str>,
     ) -> Result<Vec<ListedBlob>, BlobError> {
-        let target = self.url.path().trim_start_matches('/').to_owned();
-        let client = BlobContainerClient::new(
-            self.url.clone(),
-            self.credential(),
-            Some(BlobContainerClientOptions {
-                client_options: self.options.clone(),
-                ..Default::default()
-            }),
-        )
-        .map_err(|e| self.error("list", &target, &e))?;
-        let mut pages = client
-            .list_blobs(Some(BlobContainerClientListBlobsOptions {
-                prefix: prefix.map(str::to_owned),
-                ..Default::default()
-            }))
-            .map_err(|e| self.error("list", &target, &e))?
-            .into_pages();
-        let mut blobs = Vec::new();
-        while let Some(page) = pages
-            .try_next()
-            .await
-            .map_err(|e| self.error("list", &target, &e))?
-        {
-            let page = page
-                .into_model()
-                .map_err(|e| self.error("list", &target, &e))?;
-            for item in page.blob_items {
-                let Some(name) = item.name else { continue };
-                let props = item.properties.unwrap_or_default();
-                blobs.push(ListedBlob {
-                    name,
-                    size: props.content_length.unwrap_or(0),
-                    last_modified: props.last_modified,
-                });
-            }
-        }
-        Ok(blobs)
+        Ok(self
+            .list_properties(prefix)
+            .await?
+            .into_iter()
+            .map(|(name, props)| ListedBlob {
+                name,
+                size: props.content_length.unwrap_or(0),
+                last_modified: props.last_modified,
+            })
+            .collect())
     }
 
     /// The bytes of blob `name` from `offset` to its current end. Nothing new (the offset is at

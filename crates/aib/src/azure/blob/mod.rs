@@ -29,8 +29,9 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{ClientOptions, Context, Request, RetryOptions};
 use azure_storage_blob::models::{
-    BlobClientDeleteOptions, BlobClientSetPropertiesOptions, BlockBlobClientCommitBlockListOptions,
-    BlockBlobClientStageBlockOptions, BlockBlobClientUploadOptions, BlockLookupList,
+    BlobClientDeleteOptions, BlobClientSetPropertiesOptions, BlobContainerClientListBlobsOptions,
+    BlobProperties, BlockBlobClientCommitBlockListOptions, BlockBlobClientStageBlockOptions,
+    BlockBlobClientUploadOptions, BlockLookupList,
 };
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
@@ -394,6 +395,26 @@ impl Container {
 
     /// Every blob in the container with its size and `Content-MD5` (all pages).
     pub async fn list(&self) -> Result<Vec<RemoteBlob>, BlobError> {
+        Ok(self
+            .list_properties(None)
+            .await?
+            .into_iter()
+            .map(|(name, props)| RemoteBlob {
+                name,
+                size: props.content_length.unwrap_or(0),
+                md5: props.content_md5.and_then(|m| <[u8; 16]>::try_from(m).ok()),
+                content_type: props.content_type,
+            })
+            .collect())
+    }
+
+    /// The name and properties of every blob whose name starts with `prefix` (all pages): the
+    /// one listing loop behind [`Container::list`] and [`Container::list_with_times`], each
+    /// page counted as a request.
+    pub(super) async fn list_properties(
+        &self,
+        prefix: Option<&str>,
+    ) -> Result<Vec<(String, BlobProperties)>, BlobError> {
         let target = self.url.path().trim_start_matches('/').to_owned();
         let client = BlobContainerClient::new(
             self.url.clone(),
@@ -404,8 +425,12 @@ impl Container {
             }),
         )
         .map_err(|e| self.error("list", &target, &e))?;
+        let options = prefix.map(|p| BlobContainerClientListBlobsOptions {
+            prefix: Some(p.to_owned()),
+            ..Default::default()
+        });
         let mut pages = client
-            .list_blobs(None)
+            .list_blobs(options)
             .map_err(|e| self.error("list", &target, &e))?
             .into_pages();
         let mut blobs = Vec::new();
@@ -423,13 +448,7 @@ impl Container {
                 .map_err(|e| self.error("list", &target, &e))?;
             for item in page.blob_items {
                 let Some(name) = item.name else { continue };
-                let props = item.properties.unwrap_or_default();
-                blobs.push(RemoteBlob {
-                    name,
-                    size: props.content_length.unwrap_or(0),
-                    md5: props.content_md5.and_then(|m| <[u8; 16]>::try_from(m).ok()),
-                    content_type: props.content_type,
-                });
+                blobs.push((name, item.properties.unwrap_or_default()));
             }
         }
         // The pager asks once more after the last page only when there is a marker; the
