@@ -11,7 +11,7 @@ async fn bad_input_exits_2_before_any_request() {
 
     let run = w.run(&["--older-than", "7 days"]);
     run.expect(2);
-    assert!(run.stderr().contains("unit"), "{}", run.stderr());
+    assert!(run.stderr.contains("unit"), "{}", run.stderr);
     w.run(&["--keep", "-1"]).expect(2);
     w.run(&["--concurrency", "0"]).expect(2);
     w.run(&["--cancel-timeout", "soon"]).expect(2);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 
-use crate::support::{World, name, name_at};
+use crate::support::{Actions as _, World, name, name_at};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -90,10 +90,10 @@ async fn what_if_lists_the_plan_and_sends_no_write() {
     let text = w.run(&["--what-if"]);
     text.expect(0);
     assert!(
-        text.stdout().contains("would delete") || text.stderr().contains("would delete"),
+        text.stdout.contains("would delete") || text.stderr.contains("would delete"),
         "{}{}",
-        text.stdout(),
-        text.stderr()
+        text.stdout,
+        text.stderr
     );
 }
 
@@ -333,7 +333,7 @@ async fn a_stuck_cancel_fails_only_its_template_with_advice() {
     run.expect(1);
     assert_eq!(run.with_action("deleted"), std::slice::from_ref(&finished));
     assert_eq!(run.with_action("failed"), std::slice::from_ref(&stuck));
-    let all = format!("{}{}", run.stdout(), run.stderr());
+    let all = format!("{}{}", run.stdout, run.stderr);
     assert!(all.contains("still Canceling"), "{all}");
     assert!(all.contains("support request"), "{all}");
     assert_eq!(w.names().await, [stuck]);

@@ -1,20 +1,30 @@
 //! One emulator per test with a group, an identity, a gallery image, and image templates made
 //! through ARM; a temp repository root with a parameter file; the real binary run against them.
+//! What every step's tests share (the emulator, the seeding, the run) is `aib_testkit`'s; this
+//! file keeps the templates and the template names this step is about.
 
 #![allow(dead_code)]
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use aib::azure::env::{self, Env};
+use aib::azure::Azure;
 use aib::azure::image_template::{self, ImageTemplate};
-use aib::azure::{Azure, AzureSettings, NoObserver};
-use aib_emulator::{Emulator, EmulatorConfig, KnobValues};
+use aib::azure::rbac::builtin::CONTRIBUTOR;
+use aib_emulator::Emulator;
+use aib_testkit::{Names, ParameterFile, Run, Seed, TEST};
 use serde_json::{Value, json};
 
 /// The templates' resource group.
 pub const GROUP: &str = "rg-aib-remove";
-const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+
+/// This step's infrastructure: a group (and identity and gallery) of its own.
+const NAMES: Names = Names {
+    group: GROUP,
+    identity: "id-aib",
+    gallery: "gal_aib",
+    ..TEST
+};
 
 /// A running emulator, an ARM client as its Owner, what templates need, and a repository root.
 pub struct World {
@@ -29,61 +39,12 @@ impl World {
     /// Starts the emulator, creates the group, the template identity (Contributor on the
     /// group), a gallery and image definition, and writes a parameter file with `prefix`.
     pub async fn start(prefix: &str, staging: Option<&str>) -> World {
-        let emu = Emulator::start(EmulatorConfig {
-            azurite: false,
-            time_scale: 600.0,
-            token_lifetime: Duration::from_secs(3_600_000),
-            knobs: KnobValues::fast(),
-            ..Default::default()
-        })
-        .await
-        .expect("the emulator starts");
-        let settings = AzureSettings::from_args(&Default::default(), &secret_env(&emu))
-            .expect("settings resolve");
-        let azure = aib::azure::connect(&settings, std::sync::Arc::new(NoObserver)).unwrap();
-        let sub = emu.subscription_id().to_owned();
-        let rg = format!("/subscriptions/{sub}/resourceGroups/{GROUP}");
-        let _: Value = azure
-            .arm
-            .put(&rg, &json!({"location": "westeurope"}))
-            .await
-            .expect("resource group");
-        let identity =
-            format!("{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-aib");
-        let id: Value = azure
-            .arm
-            .put(&identity, &json!({"location": "westeurope"}))
-            .await
-            .expect("identity");
-        let principal = id["properties"]["principalId"]
-            .as_str()
-            .expect("principalId");
-        emu.grant(principal, CONTRIBUTOR, &rg);
-        let gallery = format!("{rg}/providers/Microsoft.Compute/galleries/gal_aib");
-        let _: Value = azure
-            .arm
-            .put(&gallery, &json!({"location": "westeurope"}))
-            .await
-            .expect("gallery");
-        let definition = format!("{gallery}/images/ubuntu");
-        let _: Value = azure
-            .arm
-            .put(
-                &definition,
-                &json!({"location": "westeurope", "properties": {
-                    "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
-                    "identifier": {"publisher": "aib", "offer": "agent", "sku": "u2204"}}}),
-            )
-            .await
-            .expect("image definition");
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join("parameters")).unwrap();
-        std::fs::create_dir_all(root.path().join("up")).unwrap();
-        std::fs::write(
-            root.path().join("parameters/test.image.parameters.json"),
-            parameter_file(prefix, staging),
-        )
-        .unwrap();
+        let config = aib_testkit::step_config(false, aib_testkit::fast_knobs());
+        let (emu, azure) = aib_testkit::start(config).await;
+        let seed = Seed::group(&emu, &azure, GROUP).await;
+        let identity = seed.identity(NAMES.identity, &[CONTRIBUTOR]).await.id;
+        let definition = seed.gallery_image(NAMES.gallery, NAMES.definition).await;
+        let root = aib_testkit::repository(Some(&parameter_file(prefix, staging)));
         World {
             emu,
             azure,
@@ -190,20 +151,17 @@ impl World {
 
     /// The binary with the environment a CI job would give it for the emulator's principal.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_remove-templates"));
-        cmd.env_clear();
-        cmd.envs(self.emu.ci_env()).env("PATH", "/usr/bin:/bin");
-        cmd.arg("--env")
-            .arg("test")
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args);
-        cmd
+        aib_testkit::step_command(
+            env!("CARGO_BIN_EXE_remove-templates"),
+            &self.emu,
+            self.root.path(),
+            args,
+        )
     }
 
     /// Runs the binary to the end.
     pub fn run(&self, args: &[&str]) -> Run {
-        Run(self.command(args).output().expect("the binary runs"))
+        Run::of(&mut self.command(args))
     }
 
     /// Requests with `method` the emulator saw on ARM (token requests excluded).
@@ -214,6 +172,15 @@ impl World {
             .filter(|r| r.method != "GET" && r.path.starts_with("/subscriptions/"))
             .map(|r| format!("{} {}", r.method, r.path))
             .collect()
+    }
+
+    /// The template identity's principal id.
+    pub async fn identity_principal(&self) -> String {
+        let id: Value = self.azure.arm.get(&self.identity).await.expect("identity");
+        id["properties"]["principalId"]
+            .as_str()
+            .expect("principalId")
+            .to_owned()
     }
 }
 
@@ -228,43 +195,14 @@ pub fn name_at(prefix: &str, at: time::OffsetDateTime) -> String {
     format!("{prefix}-{}", at.format(&format).unwrap())
 }
 
-/// A finished run of the binary.
-pub struct Run(pub Output);
-
-impl Run {
-    pub fn code(&self) -> i32 {
-        self.0.status.code().unwrap_or(-1)
-    }
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into_owned()
-    }
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into_owned()
-    }
-    /// The `outcome` of `--output json`.
-    pub fn outcome(&self) -> Value {
-        let doc: Value = serde_json::from_str(&self.stdout()).unwrap_or_else(|e| {
-            panic!(
-                "stdout is JSON ({e}):\n{}\n{}",
-                self.stdout(),
-                self.stderr()
-            )
-        });
-        doc["outcome"].clone()
-    }
-    /// Asserts the exit code, showing the output when it differs.
-    pub fn expect(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code(),
-            code,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-        self
-    }
+/// What this step's `--output json` outcome says per template.
+pub trait Actions {
     /// Template names in the outcome with `action`, sorted.
-    pub fn with_action(&self, action: &str) -> Vec<String> {
+    fn with_action(&self, action: &str) -> Vec<String>;
+}
+
+impl Actions for Run {
+    fn with_action(&self, action: &str) -> Vec<String> {
         let mut names: Vec<String> = self.outcome()["templates"]
             .as_array()
             .expect("templates")
@@ -277,54 +215,15 @@ impl Run {
     }
 }
 
-/// The emulator's service principal with a secret, its CA and endpoints.
-pub fn secret_env(emu: &Emulator) -> Env {
-    let mut pairs = emu.ci_env();
-    pairs.push((env::PATH, "/nonexistent".to_owned()));
-    Env::from_pairs(pairs)
-}
-
 /// A valid parameter file whose templates are named `prefix-<timestamp>`.
 pub fn parameter_file(prefix: &str, staging: Option<&str>) -> String {
-    let mut template = json!({
-        "namePrefix": prefix,
-        "imageSource": {"type": "PlatformImage", "publisher": "Canonical",
-            "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"},
-        "customizationSteps": [{"type": "Shell", "name": "hello", "inline": ["echo hi"]}],
-        "vmSize": "Standard_D2ds_v5",
-        "replicationRegions": ["westeurope"]
-    });
-    if let Some(group) = staging {
-        template["stagingResourceGroup"] = json!(group);
+    let file = ParameterFile::new(&NAMES, prefix)
+        .scripts_folder("up")
+        .source_version("latest")
+        .template("vmSize", json!("Standard_D2ds_v5"));
+    match staging {
+        Some(group) => file.template("stagingResourceGroup", json!(group)),
+        None => file,
     }
-    json!({
-        "$schema": "https://aib.dev/image.parameters.schema.json",
-        "contentVersion": "1.0.0.0",
-        "parameters": {
-            "location": {"value": "westeurope"},
-            "resourceGroupName": {"value": GROUP},
-            "identityName": {"value": "id-aib"},
-            "storageAccountName": {"value": "aibscripts"},
-            "containerName": {"value": "scripts-linux"},
-            "galleryName": {"value": "gal_aib"},
-            "scriptsFolder": {"value": "up"},
-            "imageDefinition": {"value": {
-                "name": "ubuntu", "osType": "Linux", "osState": "Generalized",
-                "hyperVGeneration": "V2", "publisher": "aib", "offer": "agent", "sku": "u2204"
-            }},
-            "imageTemplate": {"value": template}
-        }
-    })
     .to_string()
-}
-
-impl World {
-    /// The template identity's principal id.
-    pub async fn identity_principal(&self) -> String {
-        let id: Value = self.azure.arm.get(&self.identity).await.expect("identity");
-        id["properties"]["principalId"]
-            .as_str()
-            .expect("principalId")
-            .to_owned()
-    }
 }
