@@ -4,19 +4,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::sync::Arc;
 use std::time::Duration;
 
-use aib::azure::env::Env;
-use aib::azure::{Azure, AzureSettings, NoObserver};
-use aib_emulator::{Emulator, EmulatorConfig, KnobValues, RequestRecord};
+use aib::azure::Azure;
+use aib::azure::blob::DATA_CONTRIBUTOR_ROLE_ID;
+use aib_emulator::{Emulator, RequestRecord};
+use aib_testkit::Run;
 use serde_json::Value;
 
 use crate::support::repo_root;
-
-/// Storage Blob Data Contributor: uploading needs a data role, which Owner does not include.
-const BLOB_DATA_CONTRIBUTOR: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
 
 /// A running emulator, the subscription, and an ARM client for checks.
 pub struct World {
@@ -28,39 +24,28 @@ pub struct World {
 impl World {
     /// Starts an emulator at 600x with instant consistency and short Image Builder phases (a
     /// build takes about a second), and grants the test principal the data role on the
-    /// subscription, as an admin would once.
+    /// subscription, as an admin would once (uploading needs a data role, which Owner does not
+    /// include).
     pub async fn start() -> World {
-        let mut k = KnobValues::fast();
+        let mut k = aib_testkit::fast_knobs();
         k.aib.create = Duration::from_secs(30);
         k.aib.queue = Duration::from_secs(30);
         k.aib.build = Duration::from_secs(120);
         k.aib.customizer = Duration::from_secs(60);
         k.aib.distribute = Duration::from_secs(120);
         k.aib.delete = Duration::from_secs(30);
-        let emu = Emulator::start(EmulatorConfig {
-            azurite: true,
-            time_scale: 600.0,
-            token_lifetime: Duration::from_secs(3_600_000),
-            knobs: k,
-            ..Default::default()
-        })
-        .await
-        .expect("the emulator starts");
+        let (emu, azure) = aib_testkit::start(aib_testkit::step_config(true, k)).await;
         let sub = emu.subscription_id().to_owned();
         emu.grant(
             emu.object_id(),
-            BLOB_DATA_CONTRIBUTOR,
+            DATA_CONTRIBUTOR_ROLE_ID,
             &format!("/subscriptions/{sub}"),
         );
-        let settings =
-            AzureSettings::from_args(&Default::default(), &Env::from_pairs(emu.ci_env()))
-                .expect("settings resolve");
-        let azure = aib::azure::connect(&settings, Arc::new(NoObserver)).expect("connects");
         World { emu, azure, sub }
     }
 
     /// Runs `aib <args>` from `cwd` with the credentials a CI job would have, to the end.
-    pub async fn aib(&self, cwd: &Path, args: &[&str]) -> AibRun {
+    pub async fn aib(&self, cwd: &Path, args: &[&str]) -> Run {
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_aib"))
             .args(args)
             .current_dir(cwd)
@@ -71,11 +56,11 @@ impl World {
             .output()
             .await
             .expect("aib runs");
-        AibRun(output)
+        Run::from(output)
     }
 
     /// `aib run <args> --output json --poll-interval 0.2` from the repository root.
-    pub async fn run(&self, args: &[&str]) -> AibRun {
+    pub async fn run(&self, args: &[&str]) -> Run {
         let mut all: Vec<&str> = vec!["run"];
         all.extend_from_slice(args);
         all.extend_from_slice(&["--output", "json", "--poll-interval", "0.2"]);
@@ -169,46 +154,16 @@ pub fn e2e_root() -> PathBuf {
     repo_root().join("tests/fixtures/e2e")
 }
 
-/// A finished `aib` run.
-pub struct AibRun(pub Output);
-
-impl AibRun {
-    pub fn code(&self) -> i32 {
-        self.0.status.code().unwrap_or(-1)
-    }
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into_owned()
-    }
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into_owned()
-    }
-    /// Asserts the exit code, showing both streams when it differs.
-    pub fn expect(&self, code: i32) -> &AibRun {
-        assert_eq!(
-            self.code(),
-            code,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-        self
-    }
-    /// The whole `--output json` document.
-    pub fn document(&self) -> Value {
-        serde_json::from_str(&self.stdout()).unwrap_or_else(|e| {
-            panic!(
-                "stdout is one JSON document ({e}):\n{}\nstderr:\n{}",
-                self.stdout(),
-                self.stderr()
-            )
-        })
-    }
-    /// The pipeline outcome.
-    pub fn outcome(&self) -> Value {
-        self.document()["outcome"].clone()
-    }
+/// What a finished `aib run --output json` says per environment and step.
+pub trait Pipeline {
     /// The steps of environment `i`: (name, result, correlation id).
-    pub fn steps(&self, i: usize) -> Vec<(String, String, Option<String>)> {
+    fn steps(&self, i: usize) -> Vec<(String, String, Option<String>)>;
+    /// The own outcome of step `name` in environment `i`.
+    fn step_outcome(&self, i: usize, name: &str) -> Value;
+}
+
+impl Pipeline for Run {
+    fn steps(&self, i: usize) -> Vec<(String, String, Option<String>)> {
         self.outcome()["environments"][i]["steps"]
             .as_array()
             .cloned()
@@ -223,8 +178,7 @@ impl AibRun {
             })
             .collect()
     }
-    /// The own outcome of step `name` in environment `i`.
-    pub fn step_outcome(&self, i: usize, name: &str) -> Value {
+    fn step_outcome(&self, i: usize, name: &str) -> Value {
         self.outcome()["environments"][i]["steps"]
             .as_array()
             .cloned()
@@ -264,7 +218,7 @@ pub fn kind(r: &RequestRecord) -> Kind {
 /// container wait-for-build's (it reads `customization.log`).
 pub fn steps_seen(
     world: &World,
-    run: &AibRun,
+    run: &Run,
     requests: &[RequestRecord],
     scripts_account: &str,
 ) -> BTreeSet<String> {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::emulated::{World, blob_requests_to, steps_seen};
+use crate::emulated::{Pipeline as _, World, blob_requests_to, steps_seen};
 
 const GROUP: &str = "rg-aib-local";
 const ARGS: &[&str] = &[

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::emulated::{AibRun, World, e2e_root, is_write, steps_seen};
+use aib_testkit::Run;
+
+use crate::emulated::{Pipeline as _, World, e2e_root, is_write, steps_seen};
 
 /// Copies the sbx fixture into `root` as environment `env`, with names of its own (a fresh
 /// environment on the shared emulator), plus the scripts folder.
@@ -31,7 +33,7 @@ fn fresh_environment(root: &Path, env: &str) {
     .unwrap();
 }
 
-async fn run_in(world: &World, root: &Path, env: &str, scope: &str, extra: &[&str]) -> AibRun {
+async fn run_in(world: &World, root: &Path, env: &str, scope: &str, extra: &[&str]) -> Run {
     let root_text = root.display().to_string();
     let mut args = vec![
         "run",
@@ -56,14 +58,14 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 
 /// Checks which steps sent requests: exactly `sent`, attributed by correlation id (ARM) and by
 /// destination (blobs).
-fn assert_requests(world: &World, run: &AibRun, env: &str, sent: &[&str]) {
+fn assert_requests(world: &World, run: &Run, env: &str, sent: &[&str]) {
     let requests = world.requests();
     let account = format!("staibe2e{}", env.replace('-', ""));
     assert_eq!(
         steps_seen(world, run, &requests, &account),
         set(sent),
         "{env}: steps that sent requests\nstderr:\n{}",
-        run.stderr()
+        run.stderr
     );
 }
 
@@ -132,14 +134,10 @@ async fn every_scope_on_a_fresh_environment_runs_only_its_steps() {
         // Assert
         run.expect(code);
         let got: Vec<String> = run.steps(0).into_iter().map(|s| s.1).collect();
-        assert_eq!(got, results.to_vec(), "{env} ({scope})\n{}", run.stderr());
+        assert_eq!(got, results.to_vec(), "{env} ({scope})\n{}", run.stderr);
         assert_requests(&world, &run, env, sent);
         if code == 1 {
-            assert!(
-                run.stderr().contains("run deploy-infra"),
-                "{}",
-                run.stderr()
-            );
+            assert!(run.stderr.contains("run deploy-infra"), "{}", run.stderr);
         }
     }
 }
@@ -275,9 +273,9 @@ async fn what_if_plans_every_step_and_writes_nothing() {
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
     assert!(
-        run.stderr().contains("deploy-infra would create it"),
+        run.stderr.contains("deploy-infra would create it"),
         "{}",
-        run.stderr()
+        run.stderr
     );
     assert_eq!(run.outcome()["whatIf"], true);
 }

@@ -2,7 +2,7 @@
 //! stages deploy and build in order; a build failing in sbx stops the run before dev; a stage
 //! without a parameter file is bad input before any request.
 
-use crate::emulated::{World, e2e_root};
+use crate::emulated::{Pipeline as _, World, e2e_root};
 
 fn stage_args(through: &str) -> Vec<String> {
     [
@@ -61,7 +61,7 @@ async fn stages_deploy_in_order_and_a_failure_in_sbx_stops_before_dev() {
             "{outcome}"
         );
     }
-    let stderr = run.stderr();
+    let stderr = &run.stderr;
     let sbx_at = stderr.find("trigger-build (sbx)").expect("sbx line");
     let dev_at = stderr.find("deploy-infra (dev)").expect("dev line");
     assert!(sbx_at < dev_at, "sbx runs before dev:\n{stderr}");
@@ -93,10 +93,10 @@ async fn stages_deploy_in_order_and_a_failure_in_sbx_stops_before_dev() {
     assert!(touched_dev.is_empty(), "{touched_dev:?}");
     assert!(
         failed
-            .stderr()
+            .stderr
             .contains("pipeline stopped: wait-for-build failed in sbx; not run: dev"),
         "{}",
-        failed.stderr()
+        failed.stderr
     );
 }
 
@@ -116,9 +116,9 @@ async fn a_stage_without_a_parameter_file_is_bad_input_before_any_request() {
     // Assert
     run.expect(2);
     assert!(
-        run.stderr().contains("prd.image.parameters.json"),
+        run.stderr.contains("prd.image.parameters.json"),
         "{}",
-        run.stderr()
+        run.stderr
     );
     assert!(world.requests().is_empty(), "{:?}", world.requests());
 }

@@ -1,29 +1,10 @@
 //! Runs the built `aib` binary the way a person does: from the repository root, outside any CI.
+//! The run's output and the repository root are `aib_testkit`'s, shared with the steps' tests.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-/// The repository root (two levels above this package).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the repository root exists")
-}
-
-/// What one run of `aib` printed and how it ended.
-pub struct Run {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    /// stdout and stderr together, for checks that do not care which stream.
-    pub fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
+pub use aib_testkit::{Run, repo_root};
 
 /// Runs `aib <args>` in the repository root. CI variables are removed so the terminal
 /// reporter (plain lines, since the output is not a terminal) is the one under test.
@@ -38,7 +19,7 @@ pub fn aib_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
 
 /// Runs `program <args>` (the built `aib`, or a link to it under another name) as [`aib`] does.
 pub fn run_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let output: Output = Command::new(program)
+    let output = Command::new(program)
         .args(args)
         .current_dir(repo_root())
         .env_remove("GITHUB_ACTIONS")
@@ -49,9 +30,5 @@ pub fn run_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .envs(env.iter().copied())
         .output()
         .expect("aib runs");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::from(output)
 }

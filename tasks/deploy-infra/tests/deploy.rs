@@ -46,7 +46,7 @@ async fn from_nothing_everything_is_created_and_a_rerun_sends_no_write() {
 
     let first = deploy_infra(&params, &["--output", "json"], ci_env(&emu)).await;
     assert_eq!(first.code, Some(0), "{}", first.all());
-    let doc = first.json();
+    let doc = first.document();
     let outcome = &doc["outcome"];
     assert!(
         statuses(outcome)
@@ -146,7 +146,7 @@ async fn from_nothing_everything_is_created_and_a_rerun_sends_no_write() {
     emu.clear_requests();
     let second = deploy_infra(&params, &["--output", "json"], ci_env(&emu)).await;
     assert_eq!(second.code, Some(0), "{}", second.all());
-    let statuses = statuses(&second.json()["outcome"]);
+    let statuses = statuses(&second.document()["outcome"]);
     assert!(
         statuses.iter().all(|s| s.ends_with("unchanged/unchanged")),
         "{statuses:#?}"
@@ -155,7 +155,7 @@ async fn from_nothing_everything_is_created_and_a_rerun_sends_no_write() {
     assert_eq!(writes(&log), Vec::<String>::new());
     assert_eq!(write_posts(&log), Vec::<String>::new());
     assert_eq!(
-        second.json()["outputs"]["identityPrincipalId"],
+        second.document()["outputs"]["identityPrincipalId"],
         principal.as_str()
     );
 }
@@ -220,7 +220,7 @@ async fn a_drifted_tag_is_one_update_and_nothing_else_is_touched() {
     emu.clear_requests();
     let run = deploy_infra(&params, &["--output", "json"], ci_env(&emu)).await;
     assert_eq!(run.code, Some(0), "{}", run.all());
-    let doc = run.json();
+    let doc = run.document();
     let updated: Vec<&serde_json::Value> = doc["outcome"]["resources"]
         .as_array()
         .unwrap()
@@ -294,14 +294,14 @@ async fn contributor_mode_grants_contributor_on_the_subscription() {
     )
     .await;
     assert_eq!(run.code, Some(0), "{}", run.all());
-    let principal = run.json()["outputs"]["identityPrincipalId"]
+    let principal = run.document()["outputs"]["identityPrincipalId"]
         .as_str()
         .unwrap()
         .to_owned();
     let sub = format!("/subscriptions/{}", emu.subscription_id());
     assert_eq!(roles_at(&emu, &sub, &principal).await, [CONTRIBUTOR]);
     assert!(roles_at(&emu, &rg_id(&emu), &principal).await.is_empty());
-    let statuses = statuses(&run.json()["outcome"]);
+    let statuses = statuses(&run.document()["outcome"]);
     assert!(
         !statuses.iter().any(|s| s.starts_with("roleDefinition")),
         "{statuses:#?}"
@@ -373,7 +373,7 @@ async fn a_given_staging_group_is_created_with_contributor_for_the_identity() {
     )]);
     let run = deploy_infra(&params, &["--output", "json"], ci_env(&emu)).await;
     assert_eq!(run.code, Some(0), "{}", run.all());
-    let principal = run.json()["outputs"]["identityPrincipalId"]
+    let principal = run.document()["outputs"]["identityPrincipalId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -478,7 +478,7 @@ async fn ctrl_c_stops_between_operations_and_a_rerun_finishes() {
     );
     let again = deploy_infra(&params, &["--output", "json"], ci_env(&emu)).await;
     assert_eq!(again.code, Some(0), "{}", again.all());
-    let statuses = statuses(&again.json()["outcome"]);
+    let statuses = statuses(&again.document()["outcome"]);
     assert!(
         statuses
             .iter()
@@ -507,7 +507,7 @@ async fn an_image_definition_update_keeps_properties_aib_does_not_manage() {
     emu.clear_requests();
     let run = deploy_infra(&params, &["--output", "json"], ci_env(&emu)).await;
     assert_eq!(run.code, Some(0), "{}", run.all());
-    let statuses = statuses(&run.json()["outcome"]);
+    let statuses = statuses(&run.document()["outcome"]);
     let changed: Vec<&String> = statuses
         .iter()
         .filter(|s| !s.ends_with("unchanged/unchanged"))

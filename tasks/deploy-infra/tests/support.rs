@@ -1,24 +1,15 @@
 //! One emulator per test, a parameter file derived from `parameters/local.image.parameters.json`
 //! in a temp dir, the `deploy-infra` binary run with exactly a CI job's environment (nothing
-//! inherited), and an ARM client of our own to look at the emulator's state afterwards.
+//! inherited), and an ARM client of our own to look at the emulator's state afterwards. What
+//! every step's tests share (the run's output, the ARM client) is `aib_testkit`'s.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 
-use aib::azure::auth::AuthOptions;
-use aib::azure::cloud::CloudOptions;
-use aib::azure::env::Env;
-use aib::azure::{Azure, AzureSettings, NoObserver, connect};
+use aib::azure::Azure;
 use aib_emulator::{Emulator, EmulatorConfig, KnobValues, RequestRecord};
 
-/// The repository root (two levels above this package): scripts are looked up there.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the repository root exists")
-}
+pub use aib_testkit::{Run, repo_root};
 
 /// An ARM/Entra emulator without Azurite (deploy-infra needs no blob data plane).
 pub async fn emulator() -> Emulator {
@@ -55,25 +46,6 @@ impl Params {
         let path = dir.path().join("test.image.parameters.json");
         std::fs::write(&path, text).expect("parameter file written");
         Params { _dir: dir, path }
-    }
-}
-
-/// What one run printed and how it ended.
-pub struct Run {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    pub fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-
-    /// The `--output json` document.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is one JSON document ({e}): {}", self.all()))
     }
 }
 
@@ -119,19 +91,12 @@ pub async fn deploy_infra(params: &Params, args: &[&str], env: Vec<(String, Stri
     })
     .await
     .expect("the run finishes");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::from(output)
 }
 
 /// An ARM client signed in as the emulator's Owner, to read (or prepare) state.
 pub fn azure(emu: &Emulator) -> Azure {
-    let env = Env::from_pairs(ci_env(emu));
-    let settings = AzureSettings::resolve(&CloudOptions::default(), &AuthOptions::default(), &env)
-        .expect("settings resolve");
-    connect(&settings, Arc::new(NoObserver)).expect("connect")
+    aib_testkit::connect(emu)
 }
 
 /// `GET path` as JSON.
@@ -216,9 +181,5 @@ pub async fn finish(child: std::process::Child) -> Run {
         .await
         .expect("the run finishes")
         .expect("output read");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::from(output)
 }

@@ -18,7 +18,7 @@ async fn missing_script_exits_2_without_a_request() {
 
     // Assert
     run.expect(2);
-    assert!(run.stderr().contains("setup.sh"), "{}", run.stderr());
+    assert!(run.stderr.contains("setup.sh"), "{}", run.stderr);
     assert_eq!(w.emu.requests().len(), 0, "{:?}", w.emu.requests());
 }
 
@@ -36,9 +36,9 @@ async fn invalid_template_name_exits_2_without_a_request() {
     // Assert
     run.expect(2);
     assert!(
-        run.stderr().contains("template name 'bad name!'"),
+        run.stderr.contains("template name 'bad name!'"),
         "{}",
-        run.stderr()
+        run.stderr
     );
     assert_eq!(w.emu.requests().len(), 0);
 }

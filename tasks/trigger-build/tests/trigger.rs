@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::support::{ACCOUNT, CONTAINER, DEFINITION, PREFIX, World, sha256};
+use aib_testkit::{Run, sha256_hex};
+
+use crate::support::{ACCOUNT, CONTAINER, DEFINITION, PREFIX, World};
 
 const INSTALL: &str = "#!/bin/bash\necho install\n";
 const CONF: &str = "{\"a\": 1}\n";
@@ -68,7 +70,10 @@ async fn trigger_creates_the_template_with_checksums_and_starts_the_build() {
             .unwrap()
             .ends_with(&blob("install.sh"))
     );
-    assert_eq!(customize[0]["sha256Checksum"], sha256(INSTALL.as_bytes()));
+    assert_eq!(
+        customize[0]["sha256Checksum"],
+        sha256_hex(INSTALL.as_bytes())
+    );
     assert!(customize[1].get("sha256Checksum").is_none());
     assert!(
         customize[2]["sourceUri"]
@@ -76,7 +81,7 @@ async fn trigger_creates_the_template_with_checksums_and_starts_the_build() {
             .unwrap()
             .ends_with(&blob("conf.json"))
     );
-    assert_eq!(customize[2]["sha256Checksum"], sha256(CONF.as_bytes()));
+    assert_eq!(customize[2]["sha256Checksum"], sha256_hex(CONF.as_bytes()));
     let d = &props["distribute"][0];
     assert!(
         d["galleryImageId"]
@@ -112,7 +117,7 @@ async fn what_if_prints_the_body_and_sends_no_write() {
     assert_eq!(outcome["whatIf"], true);
     assert_eq!(
         outcome["template"]["properties"]["customize"][0]["sha256Checksum"],
-        sha256(INSTALL.as_bytes())
+        sha256_hex(INSTALL.as_bytes())
     );
     let writes = w
         .emu
@@ -124,9 +129,9 @@ async fn what_if_prints_the_body_and_sends_no_write() {
     let text = w.run(&["--what-if"]);
     text.expect(0);
     assert!(
-        text.stderr().contains("\"sha256Checksum\""),
+        text.stderr.contains("\"sha256Checksum\""),
         "{}",
-        text.stderr()
+        text.stderr
     );
 }
 
@@ -147,11 +152,11 @@ async fn second_trigger_is_refused_while_a_build_of_the_image_runs() {
     second.expect(1);
     assert!(
         second
-            .stderr()
+            .stderr
             .contains(&format!("{PREFIX}-2026-11-28-10-00-00"))
-            && second.stderr().contains("Running"),
+            && second.stderr.contains("Running"),
         "{}",
-        second.stderr()
+        second.stderr
     );
     assert_eq!(
         w.template_requests("PUT"),
@@ -187,15 +192,15 @@ async fn creation_failure_reports_the_service_message() {
     // Assert
     run.expect(1);
     assert!(
-        run.stderr().contains("creating image template"),
+        run.stderr.contains("creating image template"),
         "{}",
-        run.stderr()
+        run.stderr
     );
-    assert!(run.stderr().contains("delete it"), "{}", run.stderr());
+    assert!(run.stderr.contains("delete it"), "{}", run.stderr);
     assert!(
-        run.stderr().contains("NoCustomizerScript") && run.stderr().contains("upload-scripts"),
+        run.stderr.contains("NoCustomizerScript") && run.stderr.contains("upload-scripts"),
         "{}",
-        run.stderr()
+        run.stderr
     );
     assert_eq!(
         w.template_requests("POST"),
@@ -255,26 +260,19 @@ async fn github_outputs_and_summary_name_the_template() {
     let summary = w.root.path().join("github_summary");
 
     // Act
-    let run = w
-        .command(&["--template-name", "it-test-2026-11-28-12-00-00"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_OUTPUT", &output)
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .env("GITHUB_SHA", "0123abcd")
-        .env("GITHUB_SERVER_URL", "https://github.com")
-        .env("GITHUB_REPOSITORY", "o/r")
-        .env("GITHUB_RUN_ID", "99")
-        .output()
-        .unwrap();
+    let run = Run::of(
+        w.command(&["--template-name", "it-test-2026-11-28-12-00-00"])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_OUTPUT", &output)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("GITHUB_SHA", "0123abcd")
+            .env("GITHUB_SERVER_URL", "https://github.com")
+            .env("GITHUB_REPOSITORY", "o/r")
+            .env("GITHUB_RUN_ID", "99"),
+    );
 
     // Assert
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_eq!(run.code, Some(0), "{}", run.all());
     let outputs = std::fs::read_to_string(&output).unwrap();
     for needle in [
         "templateName<<",
@@ -290,7 +288,10 @@ async fn github_outputs_and_summary_name_the_template() {
     }
     let summary = std::fs::read_to_string(&summary).unwrap();
     assert!(summary.contains("### trigger-build"), "{summary}");
-    assert!(summary.contains(&sha256(INSTALL.as_bytes())), "{summary}");
+    assert!(
+        summary.contains(&sha256_hex(INSTALL.as_bytes())),
+        "{summary}"
+    );
     let tags = &w.template("it-test-2026-11-28-12-00-00").await["properties"]["distribute"][0]["artifactTags"];
     assert_eq!(tags["aibCommit"], "0123abcd");
     assert_eq!(tags["aibRunUrl"], "https://github.com/o/r/actions/runs/99");

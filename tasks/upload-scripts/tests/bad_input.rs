@@ -13,9 +13,9 @@ async fn bad_input_exits_2_before_any_request() {
     let run = w.run(&[]);
     run.expect(2);
     assert!(
-        run.stderr().contains("has no file to upload"),
+        run.stderr.contains("has no file to upload"),
         "{}",
-        run.stderr()
+        run.stderr
     );
 
     // Symlink out of the folder
@@ -25,9 +25,9 @@ async fn bad_input_exits_2_before_any_request() {
     let run = w.run(&[]);
     run.expect(2);
     assert!(
-        run.stderr().contains("outside the scripts folder"),
+        run.stderr.contains("outside the scripts folder"),
         "{}",
-        run.stderr()
+        run.stderr
     );
     std::fs::remove_file(w.up().join("link.txt")).unwrap();
 
@@ -35,14 +35,14 @@ async fn bad_input_exits_2_before_any_request() {
     std::fs::remove_dir(w.up()).unwrap();
     let run = w.run(&[]);
     run.expect(2);
-    assert!(run.stderr().contains("does not exist"), "{}", run.stderr());
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 
     // Bad flags and a bad connection string
     w.run(&["--concurrency", "0"]).expect(2);
     w.run(&["--blob-endpoint", "not a url"]).expect(2);
     let run = w.run(&["--connection-string", "AccountName=x;AccountKey=s3cr3t!!"]);
     run.expect(2);
-    assert!(!run.stderr().contains("s3cr3t"), "{}", run.stderr());
+    assert!(!run.stderr.contains("s3cr3t"), "{}", run.stderr);
 
     assert!(w.emu.requests().is_empty(), "{:?}", w.emu.requests());
 }

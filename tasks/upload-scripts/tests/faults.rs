@@ -51,22 +51,18 @@ async fn a_principal_without_a_data_role_is_told_which_role_to_grant() {
     // Arrange: a second principal that may read the account through ARM but has no data role
     let w = World::start().await;
     w.write("a.sh", b"echo a\n");
-    let client = "11111111-2222-3333-4444-555555555555";
-    let oid = w.emu.add_client(client, "emu~other-secret");
     let reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
-    w.emu.grant(&oid, reader, &w.account.path());
 
     // Act
-    let run = w
-        .command(&[])
-        .env("AZURE_CLIENT_ID", client)
-        .env("AZURE_CLIENT_SECRET", "emu~other-secret")
-        .output()
-        .unwrap();
+    let run = w.run_as(
+        "11111111-2222-3333-4444-555555555555",
+        "emu~other-secret",
+        &[reader],
+    );
 
     // Assert
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    let stderr = &run.stderr;
+    assert_eq!(run.code, Some(1), "{stderr}");
     assert!(
         stderr.contains("AuthorizationPermissionMismatch"),
         "{stderr}"
@@ -94,24 +90,19 @@ async fn a_read_only_data_role_gets_one_line_per_file_and_the_hint_once() {
     for name in ["a.sh", "b.sh", "c.sh"] {
         w.write(name, b"echo x\n");
     }
-    let client = "22222222-3333-4444-5555-666666666666";
-    let oid = w.emu.add_client(client, "emu~reader-secret");
     let data_reader = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
-    w.emu.grant(&oid, data_reader, &w.account.path());
     let arm_reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
-    w.emu.grant(&oid, arm_reader, &w.account.path());
 
     // Act
-    let run = w
-        .command(&[])
-        .env("AZURE_CLIENT_ID", client)
-        .env("AZURE_CLIENT_SECRET", "emu~reader-secret")
-        .output()
-        .unwrap();
+    let run = w.run_as(
+        "22222222-3333-4444-5555-666666666666",
+        "emu~reader-secret",
+        &[data_reader, arm_reader],
+    );
 
     // Assert
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    let stderr = &run.stderr;
+    assert_eq!(run.code, Some(1), "{stderr}");
     for name in ["a.sh", "b.sh", "c.sh"] {
         assert_eq!(
             stderr
@@ -136,19 +127,8 @@ async fn a_read_only_data_role_gets_one_line_per_file_and_the_hint_once() {
 async fn a_file_changed_during_a_staged_upload_commits_nothing() {
     // Arrange: an existing blob, and a local file whose planned MD5 no longer matches
     let w = World::start().await;
-    let container = w.container();
-    container
-        .put(
-            "data.bin",
-            b"old".to_vec().into(),
-            md5(b"old"),
-            "application/octet-stream",
-        )
-        .await
-        .unwrap();
-    let path = w.up().join("data.bin");
     let content = vec![7u8; 3 * 1024 * 1024];
-    std::fs::write(&path, &content).unwrap();
+    let (container, path) = w.old_blob_and_new_file("data.bin", &content).await;
     let planned = md5(b"what the file held when it was planned");
 
     // Act

@@ -53,8 +53,8 @@ async fn a_thousand_files_and_256_mib_arrive_in_bounded_memory() {
     let again = w.run(&[]);
     again.expect(0);
     assert!(
-        again.stderr().contains("0 uploaded, 1001 unchanged"),
+        again.stderr.contains("0 uploaded, 1001 unchanged"),
         "{}",
-        again.stderr()
+        again.stderr
     );
 }

@@ -14,6 +14,13 @@ fn content(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// The stamp of `path` as if planned before its last change (ten seconds older).
+fn stale_stamp(path: &std::path::Path) -> FileStamp {
+    let mut stamp = FileStamp::of(path).unwrap();
+    stamp.modified = stamp.modified.map(|t| t - Duration::from_secs(10));
+    stamp
+}
+
 fn sha256_hex(path: &std::path::Path) -> String {
     let (hashes, _) = hash_path(path).unwrap();
     hashes.sha256.iter().map(|b| format!("{b:02x}")).collect()
@@ -61,9 +68,9 @@ async fn a_large_new_file_streams_in_one_put_then_gets_its_md5() {
     let again = w.run(&[]);
     again.expect(0);
     assert!(
-        again.stderr().contains("0 uploaded, 1 unchanged"),
+        again.stderr.contains("0 uploaded, 1 unchanged"),
         "{}",
-        again.stderr()
+        again.stderr
     );
     assert_eq!(w.blob_requests("PUT"), 0);
 
@@ -81,21 +88,9 @@ async fn a_large_new_file_streams_in_one_put_then_gets_its_md5() {
 async fn a_file_changed_during_a_streamed_upload_leaves_the_old_blob() {
     // Arrange: an old blob; a file whose planned stamp is older than the file now
     let w = World::start().await;
-    let container = w.container();
-    container
-        .put(
-            "data.bin",
-            b"old".to_vec().into(),
-            md5(b"old"),
-            "application/octet-stream",
-        )
-        .await
-        .unwrap();
-    let path = w.up().join("data.bin");
     let data = content(3 * 1024 * 1024, 2);
-    std::fs::write(&path, &data).unwrap();
-    let mut planned = FileStamp::of(&path).unwrap();
-    planned.modified = planned.modified.map(|t| t - Duration::from_secs(10));
+    let (container, path) = w.old_blob_and_new_file("data.bin", &data).await;
+    let planned = stale_stamp(&path);
 
     // Act
     let err = container
@@ -146,27 +141,15 @@ async fn a_file_changed_during_a_streamed_upload_leaves_the_old_blob() {
 async fn blocks_hashed_alongside_are_retried_and_commit_only_an_unchanged_file() {
     // Arrange
     let w = World::start().await;
-    let container = w.container();
-    container
-        .put(
-            "big.bin",
-            b"old".to_vec().into(),
-            md5(b"old"),
-            "application/octet-stream",
-        )
-        .await
-        .unwrap();
-    let path = w.up().join("big.bin");
     let data = content(5 * 1024 * 1024 + 3, 3);
-    std::fs::write(&path, &data).unwrap();
+    let (container, path) = w.old_blob_and_new_file("big.bin", &data).await;
     // 256 KiB blocks: 21 blocks and a commit, so faults at 30 % surely hit some.
     let plan = BlockPlan {
         block_size: 256 * 1024,
         parallel: 3,
     };
     let budget = MemoryBudget::new(4 * 1024 * 1024);
-    let mut stale = FileStamp::of(&path).unwrap();
-    stale.modified = stale.modified.map(|t| t - Duration::from_secs(10));
+    let stale = stale_stamp(&path);
 
     // Act + Assert: changed since planned: nothing committed
     let err = container

@@ -1,21 +1,26 @@
 //! One emulator with Azurite per test, a storage account and container made through ARM, a
-//! temp repository root with a parameter file, and the real binary run against them.
+//! temp repository root with a parameter file, and the real binary run against them. What
+//! every step's tests share is `aib_testkit`'s; this file keeps the scripts folder, the blobs
+//! and the arrange steps this step's tests repeat.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use aib::azure::blob::{BlobAuth, Container, DATA_CONTRIBUTOR_ROLE_ID, RemoteBlob};
-use aib::azure::env::{self, Env};
-use aib::azure::storage::{self, BlobContainer, Sku, StorageAccount, StorageAccountId};
-use aib::azure::{Azure, AzureSettings, NoObserver};
+use aib::azure::Azure;
+use aib::azure::blob::{Container, RemoteBlob};
+use aib::azure::storage::StorageAccountId;
 use aib_emulator::{Emulator, EmulatorConfig};
+use aib_testkit::{ParameterFile, Run, Seed, TEST};
+use serde_json::json;
+
+pub use aib_testkit::md5;
 
 /// The account the tests use (Azurite hosts it under its own name).
-pub const ACCOUNT: &str = "aibscripts";
+pub const ACCOUNT: &str = TEST.account;
 /// The container of the test parameter file.
-pub const CONTAINER: &str = "scripts-linux";
+pub const CONTAINER: &str = TEST.container;
 /// The resource group of the test parameter file.
-pub const GROUP: &str = "rg-aib-test";
+pub const GROUP: &str = TEST.group;
 
 /// A running emulator, the account and container, and a repository root.
 pub struct World {
@@ -30,57 +35,15 @@ impl World {
     /// emulator's principal Storage Blob Data Contributor on the account, and writes a
     /// parameter file whose scripts folder is `up/`.
     pub async fn start() -> World {
-        let emu = Emulator::start(EmulatorConfig::default())
+        let (emu, azure) = aib_testkit::start(EmulatorConfig::default()).await;
+        let account = Seed::group(&emu, &azure, GROUP)
             .await
-            .expect("the emulator starts");
-        let settings = AzureSettings::from_args(&Default::default(), &secret_env(&emu))
-            .expect("settings resolve");
-        let azure = aib::azure::connect(&settings, std::sync::Arc::new(NoObserver)).unwrap();
-        let sub = emu.subscription_id().to_owned();
-        let _: serde_json::Value = azure
-            .arm
-            .put(
-                &format!("/subscriptions/{sub}/resourcegroups/{GROUP}"),
-                &serde_json::json!({"location": "westeurope"}),
-            )
-            .await
-            .expect("resource group");
-        let account = StorageAccountId {
-            subscription_id: sub,
-            resource_group: GROUP.into(),
-            name: ACCOUNT.into(),
-        };
-        storage::put_account(
-            &azure.arm,
-            &account,
-            &StorageAccount {
-                location: "westeurope".into(),
-                sku: Some(Sku {
-                    name: "Standard_LRS".into(),
-                    tier: None,
-                }),
-                kind: Some("StorageV2".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("storage account");
-        storage::put_container(&azure.arm, &account, CONTAINER, &BlobContainer::default())
-            .await
-            .expect("container");
-        emu.grant(emu.object_id(), DATA_CONTRIBUTOR_ROLE_ID, &account.path());
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join("parameters")).unwrap();
-        std::fs::create_dir_all(root.path().join("up")).unwrap();
-        std::fs::write(
-            root.path().join("parameters/test.image.parameters.json"),
-            parameter_file("up"),
-        )
-        .unwrap();
+            .storage(ACCOUNT, CONTAINER)
+            .await;
         World {
             emu,
             azure,
-            root,
+            root: aib_testkit::repository(Some(&parameter_file("up"))),
             account,
         }
     }
@@ -99,34 +62,55 @@ impl World {
 
     /// The binary with the environment a CI job would give it for the emulator's principal.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_upload-scripts"));
-        cmd.env_clear();
-        cmd.envs(self.emu.ci_env()).env("PATH", "/usr/bin:/bin");
-        cmd.arg("--env")
-            .arg("test")
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args);
-        cmd
+        aib_testkit::step_command(
+            env!("CARGO_BIN_EXE_upload-scripts"),
+            &self.emu,
+            self.root.path(),
+            args,
+        )
     }
 
     /// Runs the binary to the end.
     pub fn run(&self, args: &[&str]) -> Run {
-        Run(self.command(args).output().expect("the binary runs"))
+        Run::of(&mut self.command(args))
+    }
+
+    /// Registers principal `client` with `secret`, grants it `roles` on the account (and no
+    /// other), and runs the binary signed in as it.
+    pub fn run_as(&self, client: &str, secret: &str, roles: &[&str]) -> Run {
+        let principal = self.emu.add_client(client, secret);
+        for role in roles {
+            self.emu.grant(&principal, role, &self.account.path());
+        }
+        Run::of(
+            self.command(&[])
+                .env("AZURE_CLIENT_ID", client)
+                .env("AZURE_CLIENT_SECRET", secret),
+        )
     }
 
     /// The container's data plane as the emulator's principal.
     pub fn container(&self) -> Container {
-        let endpoint = url::Url::parse(&format!("{}{ACCOUNT}/", self.emu.blob_url())).unwrap();
-        Container::new(
-            &endpoint,
-            ACCOUNT,
-            CONTAINER,
-            BlobAuth::Bearer(self.azure.tokens.as_token_credential()),
-            &self.azure.http,
-            Default::default(),
-        )
-        .unwrap()
+        aib_testkit::container(&self.emu, &self.azure, ACCOUNT, CONTAINER)
+    }
+
+    /// Blob `name` holding `old` (3 bytes, with its MD5), and `data` written to `up/<name>`:
+    /// a file whose upload must replace the blob whole or leave it as it was. Returns the
+    /// container and the file's path.
+    pub async fn old_blob_and_new_file(&self, name: &str, data: &[u8]) -> (Container, PathBuf) {
+        let container = self.container();
+        container
+            .put(
+                name,
+                b"old".to_vec().into(),
+                md5(b"old"),
+                "application/octet-stream",
+            )
+            .await
+            .unwrap();
+        let path = self.up().join(name);
+        std::fs::write(&path, data).unwrap();
+        (container, path)
     }
 
     /// The blobs in the container, by name.
@@ -142,92 +126,18 @@ impl World {
 
     /// Requests the blob front saw with `method` (path starts with the account).
     pub fn blob_requests(&self, method: &str) -> usize {
-        self.emu
-            .requests()
-            .iter()
-            .filter(|r| r.method == method && r.path.starts_with(&format!("/{ACCOUNT}/")))
-            .count()
+        let prefix = format!("/{ACCOUNT}/");
+        aib_testkit::count_requests(&self.emu, method, |path| path.starts_with(&prefix))
     }
-}
-
-/// A finished run of the binary.
-pub struct Run(pub Output);
-
-impl Run {
-    pub fn code(&self) -> i32 {
-        self.0.status.code().unwrap_or(-1)
-    }
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into_owned()
-    }
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into_owned()
-    }
-    /// The `outcome` of `--output json`.
-    pub fn outcome(&self) -> serde_json::Value {
-        let doc: serde_json::Value = serde_json::from_str(&self.stdout()).unwrap_or_else(|e| {
-            panic!(
-                "stdout is JSON ({e}):\n{}\n{}",
-                self.stdout(),
-                self.stderr()
-            )
-        });
-        doc["outcome"].clone()
-    }
-    /// Asserts the exit code, showing the output when it differs.
-    pub fn expect(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code(),
-            code,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-        self
-    }
-}
-
-/// The emulator's service principal with a secret, its CA and endpoints.
-pub fn secret_env(emu: &Emulator) -> Env {
-    let mut pairs = emu.ci_env();
-    pairs.push((env::PATH, "/nonexistent".to_owned()));
-    Env::from_pairs(pairs)
 }
 
 /// A valid parameter file for the test account whose scripts folder is `folder`.
-pub fn parameter_file(folder: &str) -> String {
-    serde_json::json!({
-        "$schema": "https://aib.dev/image.parameters.schema.json",
-        "contentVersion": "1.0.0.0",
-        "parameters": {
-            "location": {"value": "westeurope"},
-            "resourceGroupName": {"value": GROUP},
-            "identityName": {"value": "id-aib-test"},
-            "storageAccountName": {"value": ACCOUNT},
-            "containerName": {"value": CONTAINER},
-            "galleryName": {"value": "gal_aib_test"},
-            "scriptsFolder": {"value": folder},
-            "imageDefinition": {"value": {
-                "name": "ubuntu", "osType": "Linux", "osState": "Generalized",
-                "hyperVGeneration": "V2", "publisher": "aib", "offer": "agent", "sku": "u2204"
-            }},
-            "imageTemplate": {"value": {
-                "namePrefix": "it-test",
-                "imageSource": {"type": "PlatformImage", "publisher": "Canonical",
-                    "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"},
-                "customizationSteps": [{"type": "Shell", "name": "hello", "inline": ["echo hi"]}],
-                "vmSize": "Standard_D2ds_v5",
-                "replicationRegions": ["westeurope"]
-            }}
-        }
-    })
-    .to_string()
-}
-
-/// MD5 of bytes, as the blob listing reports it.
-pub fn md5(bytes: &[u8]) -> [u8; 16] {
-    use md5::Digest as _;
-    md5::Md5::digest(bytes).into()
+fn parameter_file(folder: &str) -> String {
+    ParameterFile::new(&TEST, aib_testkit::params::PREFIX)
+        .scripts_folder(folder)
+        .source_version("latest")
+        .template("vmSize", json!("Standard_D2ds_v5"))
+        .to_string()
 }
 
 /// Runs `cmd` with stdout/stderr to files in `dir` and returns (exit code, peak RSS in KiB)

@@ -1,5 +1,6 @@
 //! Change detection, content types, outputs, prune, what-if and connection strings.
 
+use aib_testkit::Run;
 use base64::Engine as _;
 
 use crate::support::{ACCOUNT, CONTAINER, World, md5};
@@ -69,9 +70,9 @@ async fn upload_skips_blobs_whose_md5_matches() {
     let second = w.run(&[]);
     second.expect(0);
     assert!(
-        second.stderr().contains("0 uploaded, 4 unchanged"),
+        second.stderr.contains("0 uploaded, 4 unchanged"),
         "{}",
-        second.stderr()
+        second.stderr
     );
     assert_eq!(w.blob_requests("PUT"), 0);
     assert_eq!(w.blob_requests("GET"), 1, "one listing");
@@ -99,9 +100,9 @@ async fn crlf_shell_scripts_are_warned_about_and_never_changed() {
     let run = w.run(&[]);
     run.expect(0);
     assert!(
-        run.stderr().contains("win.sh has CRLF line endings"),
+        run.stderr.contains("win.sh has CRLF line endings"),
         "{}",
-        run.stderr()
+        run.stderr
     );
     assert_eq!(w.blobs().await["win.sh"].md5, Some(md5(crlf)));
 }
@@ -113,19 +114,13 @@ async fn github_outputs_and_summary_describe_the_upload() {
     w.write("a.sh", b"echo a\n");
     let output = w.root.path().join("gh-output");
     let summary = w.root.path().join("gh-summary");
-    let run = w
-        .command(&[])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_OUTPUT", &output)
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .output()
-        .unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&run.stdout)
+    let run = Run::of(
+        w.command(&[])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_OUTPUT", &output)
+            .env("GITHUB_STEP_SUMMARY", &summary),
     );
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
     let outputs = std::fs::read_to_string(&output).unwrap();
     for needle in [
         "uploaded<<",
@@ -146,7 +141,7 @@ async fn github_outputs_and_summary_describe_the_upload() {
         "{summary}"
     );
     assert!(summary.contains("| `a.sh` |"), "{summary}");
-    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stdout = &run.stdout;
     assert!(
         stdout.contains("uploaded a.sh"),
         "a line per file in CI: {stdout}"
@@ -175,12 +170,8 @@ async fn prune_deletes_only_when_asked_and_what_if_writes_nothing() {
     assert_eq!(outcome["uploaded"], 1);
     assert_eq!(outcome["pruned"], 1);
     assert_eq!(outcome["extraBlobs"], serde_json::json!(["old.sh"]));
-    assert!(
-        plan.stderr().contains("upload: new.sh"),
-        "{}",
-        plan.stderr()
-    );
-    assert!(plan.stderr().contains("prune: old.sh"), "{}", plan.stderr());
+    assert!(plan.stderr.contains("upload: new.sh"), "{}", plan.stderr);
+    assert!(plan.stderr.contains("prune: old.sh"), "{}", plan.stderr);
     assert_eq!(w.blob_requests("PUT") + w.blob_requests("DELETE"), 0);
 
     // Act + Assert: without --prune the extra blob stays
@@ -221,18 +212,16 @@ async fn connection_string_with_account_key_uploads_without_entra() {
 
     // Act: no Entra variables at all
     w.emu.clear_requests();
-    let run = w
-        .command(&["--output", "json"])
-        .env_remove("AZURE_CLIENT_SECRET")
-        .env_remove("AZURE_CLIENT_ID")
-        .env("AZURE_STORAGE_CONNECTION_STRING", &cs)
-        .output()
-        .unwrap();
+    let run = Run::of(
+        w.command(&["--output", "json"])
+            .env_remove("AZURE_CLIENT_SECRET")
+            .env_remove("AZURE_CLIENT_ID")
+            .env("AZURE_STORAGE_CONNECTION_STRING", &cs),
+    );
 
     // Assert
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
-    assert_eq!(run.status.code(), Some(0), "{stdout}\n{stderr}");
+    let (stdout, stderr) = (&run.stdout, &run.stderr);
+    assert_eq!(run.code, Some(0), "{stdout}\n{stderr}");
     assert!(
         !stdout.contains(&key) && !stderr.contains(&key),
         "the key is masked"

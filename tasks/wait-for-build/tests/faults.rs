@@ -76,7 +76,7 @@ async fn faults_and_short_tokens_during_a_two_hour_build_end_with_success() {
             .map(|r| format!("{} {} {}", r.method, r.path, r.status))
             .collect::<Vec<_>>()
     );
-    let stderr = run.stderr();
+    let stderr = &run.stderr;
     assert!(
         stderr.contains("(telemetry) Starting provisioner shell"),
         "the log was streamed: {stderr}"

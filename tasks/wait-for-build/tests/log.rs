@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use aib::azure::blob::{BlobAuth, Container};
-use aib::azure::storage::{self, BlobContainer, Sku, StorageAccount, StorageAccountId};
-use md5::Digest as _;
+use aib_testkit::Seed;
 use serde_json::json;
 
 use crate::support::{GROUP, Run, World};
@@ -16,12 +14,11 @@ const NAME: &str = "it-test-2026-11-28-15-00-00";
 /// The binary as a GitHub Actions step (groups and annotations are workflow commands).
 fn github_run(w: &World, args: &[&str]) -> Run {
     let outputs = w.root.path().join("github_output");
-    Run(w
-        .command(args)
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_OUTPUT", &outputs)
-        .output()
-        .expect("the binary runs"))
+    Run::of(
+        w.command(args)
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_OUTPUT", &outputs),
+    )
 }
 
 /// While customizing, the log's new lines appear in groups named after each customizer, each
@@ -45,7 +42,7 @@ async fn customization_log_is_streamed_in_groups_per_customizer() {
 
     // Assert
     run.expect(0);
-    let out = run.stdout();
+    let out = &run.stdout;
     let first = out
         .find("::group::customization.log: 'hello' (Shell, step 1 of 2) [shell]\n")
         .unwrap_or_else(|| panic!("a group for the first step:\n{out}"));
@@ -83,7 +80,7 @@ async fn failing_inline_step_exits_1_with_the_step_and_the_log_tail() {
 
     // Assert
     run.expect(1);
-    let out = run.stdout();
+    let out = &run.stdout;
     assert!(out.contains("::group::customization.log: last "), "{out}");
     let error = out
         .lines()
@@ -135,7 +132,7 @@ async fn without_a_data_role_one_warning_names_the_role_and_the_wait_goes_on() {
 
     // Assert
     run.expect(0);
-    let err = run.stderr();
+    let err = &run.stderr;
     assert_eq!(
         err.matches("cannot show customization.log").count(),
         1,
@@ -151,47 +148,14 @@ async fn without_a_data_role_one_warning_names_the_role_and_the_wait_goes_on() {
 async fn ranged_reads_return_only_new_bytes() {
     // Arrange: an account and a container the test principal may write.
     let w = World::start(Duration::from_secs(60), None).await;
-    let account = StorageAccountId {
-        subscription_id: w.sub.clone(),
-        resource_group: GROUP.into(),
-        name: "aibwaitlogs".into(),
-    };
-    let created = storage::put_account(
-        &w.azure.arm,
-        &account,
-        &StorageAccount {
-            location: "westeurope".into(),
-            sku: Some(Sku {
-                name: "Standard_LRS".into(),
-                tier: None,
-            }),
-            kind: Some("StorageV2".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("storage account");
-    storage::put_container(&w.azure.arm, &account, "logs", &BlobContainer::default())
-        .await
-        .expect("container");
-    w.emu.grant(
-        w.emu.object_id(),
-        aib::azure::blob::DATA_CONTRIBUTOR_ROLE_ID,
-        &account.path(),
-    );
-    let container = Container::new(
-        &created.blob_endpoint().expect("blob endpoint"),
-        "aibwaitlogs",
-        "logs",
-        BlobAuth::Bearer(w.azure.tokens.as_token_credential()),
-        &w.azure.http,
-        azure_core::http::RetryOptions::default(),
-    )
-    .expect("container client");
+    Seed::existing(&w.emu, &w.azure, GROUP)
+        .storage("aibwaitlogs", "logs")
+        .await;
+    let container = aib_testkit::container(&w.emu, &w.azure, "aibwaitlogs", "logs");
     let put = |text: &'static str| {
         let container = container.clone();
         async move {
-            let md5: [u8; 16] = md5::Md5::digest(text.as_bytes()).into();
+            let md5 = aib_testkit::md5(text.as_bytes());
             container
                 .put(
                     "g1/customization.log",
@@ -253,7 +217,7 @@ async fn failed_run_operation_adds_its_error_code() {
 
     // Assert
     run.expect(1);
-    let err = run.stderr();
+    let err = &run.stderr;
     assert!(err.contains("ended Failed: PackerBuildFailed: "), "{err}");
     assert!(err.contains("failing customizer: 'break-it'"), "{err}");
     let polls = w

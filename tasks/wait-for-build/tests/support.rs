@@ -1,20 +1,22 @@
 //! One emulator per test with the image's infrastructure (group, identity with Contributor,
 //! gallery and definition), a temp repository root with a parameter file, a template built
-//! from it by `steps::trigger_build::template_body` and started, and the real binary.
+//! from it by `steps::trigger_build::template_body` and started, and the real binary. What
+//! every step's tests share is `aib_testkit`'s; this file keeps the builds this step follows.
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use aib::azure::env::{self, Env};
-use aib::azure::{Azure, AzureSettings, NoObserver, image_template};
+use aib::azure::rbac::builtin::{CONTRIBUTOR, STORAGE_BLOB_DATA_READER};
+use aib::azure::{Azure, image_template};
 use aib::steps::trigger_build::{BodyInputs, template_body};
-use aib_emulator::{Emulator, EmulatorConfig, KnobValues};
-use serde_json::{Value, json};
+use aib_emulator::{Emulator, KnobValues};
+use aib_testkit::{ParameterFile, Seed, TEST};
+use serde_json::Value;
 
-pub const GROUP: &str = "rg-aib-test";
-const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
-/// Storage Blob Data Reader: what reading customization.log needs.
-pub const BLOB_READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
+pub use aib_testkit::Run;
+pub use aib_testkit::params::hello_step as default_steps;
+
+pub const GROUP: &str = TEST.group;
 
 /// A running emulator with the infrastructure, and a repository root.
 pub struct World {
@@ -40,68 +42,18 @@ impl World {
         steps: Value,
         tune: impl FnOnce(&mut KnobValues),
     ) -> World {
-        let mut k = KnobValues::fast();
+        let mut k = aib_testkit::fast_knobs();
         k.aib.create = Duration::from_secs(60);
         k.aib.build = build;
         k.aib.fail_in = fail_in.map(str::to_owned);
-        k.token_lifetime = Duration::from_secs(3_600_000);
         tune(&mut k);
-        let emu = Emulator::start(EmulatorConfig {
-            azurite: true,
-            time_scale: k.time_scale,
-            token_lifetime: k.token_lifetime,
-            knobs: k,
-            ..Default::default()
-        })
-        .await
-        .expect("the emulator starts");
-        let settings = AzureSettings::from_args(&Default::default(), &secret_env(&emu))
-            .expect("settings resolve");
-        let azure = aib::azure::connect(&settings, std::sync::Arc::new(NoObserver)).unwrap();
-        let sub = emu.subscription_id().to_owned();
-        let rg = format!("/subscriptions/{sub}/resourceGroups/{GROUP}");
-        let _: Value = azure
-            .arm
-            .put(&rg, &json!({"location": "westeurope"}))
-            .await
-            .expect("resource group");
-        let identity: Value = azure
-            .arm
-            .put(
-                &aib::azure::identity::identity_id(&sub, GROUP, "id-aib-test"),
-                &json!({"location": "westeurope"}),
-            )
-            .await
-            .expect("identity");
-        let principal = identity["properties"]["principalId"]
-            .as_str()
-            .expect("principalId")
-            .to_owned();
-        emu.grant(&principal, CONTRIBUTOR, &rg);
-        let gallery = aib::azure::gallery::gallery_id(&sub, GROUP, "gal_aib_test");
-        let _: Value = azure
-            .arm
-            .put(&gallery, &json!({"location": "westeurope"}))
-            .await
-            .expect("gallery");
-        let _: Value = azure
-            .arm
-            .put(
-                &aib::azure::gallery::image_definition_id(&gallery, "ubuntu"),
-                &json!({"location": "westeurope", "properties": {
-                    "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
-                    "identifier": {"publisher": "aib", "offer": "agent", "sku": "u2204"}}}),
-            )
-            .await
-            .expect("image definition");
+        let (emu, azure) = aib_testkit::start(aib_testkit::step_config(true, k)).await;
+        let seed = Seed::group(&emu, &azure, GROUP).await;
+        seed.identity(TEST.identity, &[CONTRIBUTOR]).await;
+        seed.gallery_image(TEST.gallery, TEST.definition).await;
+        let sub = seed.sub;
         let params = parameter_file_with(steps);
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join("parameters")).unwrap();
-        std::fs::write(
-            root.path().join("parameters/test.image.parameters.json"),
-            &params,
-        )
-        .unwrap();
+        let root = aib_testkit::repository(Some(&params));
         World {
             emu,
             azure,
@@ -120,7 +72,7 @@ impl World {
     pub fn grant_blob_reader(&self) {
         self.emu.grant(
             self.emu.object_id(),
-            BLOB_READER,
+            STORAGE_BLOB_DATA_READER,
             &format!("/subscriptions/{}", self.sub),
         );
     }
@@ -172,67 +124,18 @@ impl World {
 
     /// The binary with the environment a CI job would give it.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wait-for-build"));
-        cmd.env_clear();
-        cmd.envs(self.emu.ci_env()).env("PATH", "/usr/bin:/bin");
-        cmd.arg("--env")
-            .arg("test")
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args);
-        cmd
+        aib_testkit::step_command(
+            env!("CARGO_BIN_EXE_wait-for-build"),
+            &self.emu,
+            self.root.path(),
+            args,
+        )
     }
 
     /// Runs the binary to the end.
     pub fn run(&self, args: &[&str]) -> Run {
-        Run(self.command(args).output().expect("the binary runs"))
+        Run::of(&mut self.command(args))
     }
-}
-
-/// A finished run of the binary.
-pub struct Run(pub Output);
-
-impl Run {
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into_owned()
-    }
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into_owned()
-    }
-    /// The `outcome` of `--output json`.
-    pub fn outcome(&self) -> Value {
-        let doc: Value = serde_json::from_str(&self.stdout()).unwrap_or_else(|e| {
-            panic!(
-                "stdout is JSON ({e}):\n{}\n{}",
-                self.stdout(),
-                self.stderr()
-            )
-        });
-        doc["outcome"].clone()
-    }
-    /// Asserts the exit code, showing the output when it differs.
-    pub fn expect(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.0.status.code().unwrap_or(-1),
-            code,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-        self
-    }
-}
-
-/// The emulator's service principal with a secret, its CA and endpoints.
-pub fn secret_env(emu: &Emulator) -> Env {
-    let mut pairs = emu.ci_env();
-    pairs.push((env::PATH, "/nonexistent".to_owned()));
-    Env::from_pairs(pairs)
-}
-
-/// One inline step that succeeds.
-pub fn default_steps() -> Value {
-    json!([{"type": "Shell", "name": "hello", "inline": ["echo hi"]}])
 }
 
 /// A valid parameter file with inline steps only (no scripts to upload).
@@ -242,30 +145,9 @@ pub fn parameter_file() -> String {
 
 /// [`parameter_file`] with these customization steps.
 pub fn parameter_file_with(steps: Value) -> String {
-    json!({
-        "$schema": "https://aib.dev/image.parameters.schema.json",
-        "contentVersion": "1.0.0.0",
-        "parameters": {
-            "location": {"value": "westeurope"},
-            "resourceGroupName": {"value": GROUP},
-            "identityName": {"value": "id-aib-test"},
-            "storageAccountName": {"value": "aibscripts"},
-            "containerName": {"value": "scripts-linux"},
-            "galleryName": {"value": "gal_aib_test"},
-            "imageDefinition": {"value": {
-                "name": "ubuntu", "osType": "Linux", "osState": "Generalized",
-                "hyperVGeneration": "V2", "publisher": "aib", "offer": "agent", "sku": "u2204"
-            }},
-            "imageTemplate": {"value": {
-                "namePrefix": "it-test",
-                "imageSource": {"type": "PlatformImage", "publisher": "Canonical",
-                    "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2"},
-                "customizationSteps": steps,
-                "replicationRegions": ["westeurope"]
-            }}
-        }
-    })
-    .to_string()
+    ParameterFile::new(&TEST, aib_testkit::params::PREFIX)
+        .steps(steps)
+        .to_string()
 }
 
 /// A child's stderr read on a thread, so a test can wait for a line and still see it all.

@@ -73,7 +73,7 @@ async fn failed_build_exits_1_with_the_message() {
 
     // Assert
     run.expect(1);
-    assert!(run.stderr().contains("ended Failed"), "{}", run.stderr());
+    assert!(run.stderr.contains("ended Failed"), "{}", run.stderr);
 }
 
 /// A build longer than --timeout: exit 3, the build still running; re-attaching later ends
@@ -97,10 +97,10 @@ async fn timeout_exits_3_and_a_later_wait_reattaches() {
     // Assert
     run.expect(3);
     assert!(
-        run.stderr()
+        run.stderr
             .contains(&format!("wait-for-build --template {NAME}")),
         "{}",
-        run.stderr()
+        run.stderr
     );
     assert_eq!(
         w.template(NAME).await["properties"]["lastRunStatus"]["runState"],
@@ -123,7 +123,7 @@ async fn unknown_template_exits_2() {
     let w = World::start(Duration::from_secs(60), None).await;
     let run = w.run(&["--template", "it-test-nope"]);
     run.expect(2);
-    assert!(run.stderr().contains("not found"), "{}", run.stderr());
+    assert!(run.stderr.contains("not found"), "{}", run.stderr);
 }
 
 /// SIGTERM during the wait with --cancel-on-interrupt: the emulator sees `cancel`, exit 130.
@@ -238,15 +238,13 @@ async fn azure_pipelines_task_progress_follows_the_phases() {
     w.trigger(NAME).await;
 
     // Act
-    let run = crate::support::Run(
+    let run = crate::support::Run::of(
         w.command(&["--template", NAME, "--poll-interval", "0.05"])
-            .env("TF_BUILD", "True")
-            .output()
-            .expect("the binary runs"),
+            .env("TF_BUILD", "True"),
     );
 
     // Assert
-    let out = run.expect(0).stdout();
+    let out = &run.expect(0).stdout;
     let values: Vec<u32> = out
         .lines()
         .filter_map(|l| l.strip_prefix("##vso[task.setprogress value="))
