@@ -148,3 +148,63 @@ pub fn repo_root() -> PathBuf {
         .canonicalize()
         .expect("the repository root exists")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file as it starts is one aib accepts, and it names the infrastructure it was given
+    /// (a file the step refused would make every step test fail for the wrong reason).
+    #[test]
+    fn a_new_parameter_file_is_valid_and_names_the_infrastructure() {
+        let text = ParameterFile::new(&TEST, PREFIX).to_string();
+
+        let file = aib::config::parse_str("test", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+
+        let p = &file.parameters;
+        assert_eq!(p.resource_group_name, TEST.group);
+        assert_eq!(p.identity_name, TEST.identity);
+        assert_eq!(p.storage_account_name, TEST.account);
+        assert_eq!(p.container_name, TEST.container);
+        assert_eq!(p.gallery_name, TEST.gallery);
+        assert_eq!(p.image_definition.name, TEST.definition);
+        assert_eq!(p.image_template.name_prefix, PREFIX);
+        assert_eq!(p.scripts_folder, None);
+        assert_eq!(p.image_template.customization_steps.len(), 1);
+    }
+
+    /// Every setter lands where aib reads it, and the file stays valid.
+    #[test]
+    fn the_setters_keep_the_file_valid_and_land_where_aib_reads_them() {
+        let steps = json!([
+            {"type": "Shell", "name": "one", "inline": ["true"]},
+            {"type": "Shell", "name": "two", "inline": ["true"]}
+        ]);
+        let text = ParameterFile::new(&TEST, "other")
+            .scripts_folder("up")
+            .parameter("tags", json!({"team": "platform"}))
+            .source_version("latest")
+            .steps(steps)
+            .template("vmSize", json!("Standard_D2ds_v5"))
+            .to_string();
+
+        let file = aib::config::parse_str("test", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+
+        let p = &file.parameters;
+        assert_eq!(p.scripts_folder.as_deref(), Some("up"));
+        assert_eq!(
+            p.tags
+                .as_ref()
+                .and_then(|t| t.get("team"))
+                .map(String::as_str),
+            Some("platform")
+        );
+        assert_eq!(p.image_template.name_prefix, "other");
+        assert_eq!(p.image_template.customization_steps.len(), 2);
+        assert_eq!(
+            p.image_template.vm_size.as_deref(),
+            Some("Standard_D2ds_v5")
+        );
+        assert!(text.contains(r#""version":"latest""#), "{text}");
+    }
+}
