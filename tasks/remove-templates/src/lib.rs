@@ -1,19 +1,18 @@
 //! `remove-templates`: glue between clap and `aib::steps::remove_templates`, nothing else.
 //!
-//! It parses the flags, reads the process environment once, loads the parameter file (bad
-//! input exits 2 here, before any request), connects, runs the step and turns the result into
-//! the exit code.
+//! It parses the flags and maps them to the step's `Options`; reading the environment,
+//! loading the parameter file (bad input exits 2 before any request), connecting, running the
+//! step until it ends or is interrupted and the exit code are `aib::cli`'s shared glue.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aib::azure::args::AzureArgs;
-use aib::azure::env::Env;
-use aib::azure::{AzureSettings, ReporterObserver, connect};
-use aib::cli::{ParameterArgs, RunArgs};
+use aib::cli::{
+    Context, ParameterArgs, RunArgs, block_on_interruptible, connect, load_parameters, main_with,
+    runtime,
+};
 use aib::exit::ExitStatus;
-use aib::report::{self, Environment, Reporter, report_error};
 use aib::steps::remove_templates::{Options, parse_age, remove_templates};
 use clap::Parser;
 
@@ -87,38 +86,13 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let cli = Cli::parse_from(args);
-    let environment = Environment::from_process();
-    let reporter = report::build(cli.run.output.into(), &environment);
-    let status = run(&cli, &reporter, &Env::from_process());
-    if let Err(err) = reporter.finish() {
-        eprintln!("error: {err}");
-    }
-    status.into()
+    main_with(cli.run.output, |cx| run(&cli, cx)).into()
 }
 
-fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
-    let parameters = match cli.parameters.load() {
-        Ok(p) => p,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return ExitStatus::BadInput;
-        }
-    };
-    let settings = match AzureSettings::from_args(&cli.azure, env) {
-        Ok(s) => s,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return err.exit_status();
-        }
-    };
-    let observer = Arc::new(ReporterObserver::new(reporter.clone()));
-    let azure = match connect(&settings, observer) {
-        Ok(azure) => azure,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return err.exit_status();
-        }
-    };
+fn run(cli: &Cli, cx: &Context) -> Result<ExitStatus, ExitStatus> {
+    let reporter = &cx.reporter;
+    let parameters = load_parameters(&cli.parameters, reporter.as_ref())?;
+    let azure = connect(&cli.azure, &cx.env, reporter)?;
     let options = Options {
         concurrency: usize::from(cli.concurrency),
         keep: cli.keep as usize,
@@ -129,36 +103,13 @@ fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
         cancel_timeout: cli.cancel_timeout,
         ..Options::default()
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return ExitStatus::AzureFailure;
-        }
-    };
-    let result = runtime.block_on(async {
-        tokio::select! {
-            r = remove_templates(&parameters, &options, &azure, reporter) => Some(r),
-            () = aib::cli::interrupted() => None,
-        }
-    });
-    match result {
-        Some(Ok(_)) => ExitStatus::Success,
-        Some(Err(err)) => {
-            report_error(reporter.as_ref(), &err, None);
-            err.exit_status()
-        }
-        None => {
-            reporter.info(
-                "interrupted: deletes already sent go on in Azure; run remove-templates again to see what is left",
-            );
-            ExitStatus::Interrupted
-        }
-    }
+    let runtime = runtime(reporter.as_ref())?;
+    Ok(block_on_interruptible(
+        &runtime,
+        reporter.as_ref(),
+        remove_templates(&parameters, &options, &azure, reporter),
+        "interrupted: deletes already sent go on in Azure; run remove-templates again to see what is left",
+    ))
 }
 
 #[cfg(test)]
