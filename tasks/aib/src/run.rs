@@ -5,15 +5,16 @@
 //! 2 before any call to Azure) → one session → `aib::pipeline::run`, with Ctrl-C/SIGTERM
 //! turned into the pipeline's stop. Order, chaining, output and summary are the library's.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aib::azure::args::AzureArgs;
-use aib::azure::env::Env;
-use aib::cli::{ParameterArgs, RunArgs, interrupted, provenance, report_parameter_error, session};
+use aib::cli::{
+    Context, ParameterArgs, RunArgs, block_on_stoppable, load_parameters, provenance, runtime,
+    session,
+};
 use aib::exit::ExitStatus;
 use aib::pipeline::{self, Options, Scope, Stop, Switches, Target, environments};
-use aib::report::{self, Environment, Flavor, Reporter, report_error};
+use aib::report::{Reporter, report_error};
 use aib::steps::deploy_infra::RoleMode;
 
 /// The long help's closing text: the scope table (generated), the stages and examples.
@@ -153,22 +154,18 @@ fn environment_of(file: &std::path::Path) -> String {
 
 /// Loads every environment, connects, runs the pipeline, maps its end to the exit status.
 pub fn run(args: &Args) -> ExitStatus {
-    let environment = Environment::from_process();
-    let format = args.run.output.into();
-    let env = Env::from_process();
     // With AIB_GITHUB_DEPLOYMENT=true each environment's build is recorded as a GitHub
     // deployment (in progress, then success with the image version, or failure).
-    let reporter = aib::github::deployments::wrap_when(
-        args.github_deployment,
-        report::build(format, &environment),
-        &env,
-        args.parameters.env.clone(),
-    );
-    let status = execute(args, &reporter, &env, &environment);
-    if let Err(err) = reporter.finish() {
-        eprintln!("error: {err}");
-    }
-    status
+    Context::from_process(args.run.output.into())
+        .wrap_reporter(|reporter, env| {
+            aib::github::deployments::wrap_when(
+                args.github_deployment,
+                reporter,
+                env,
+                args.parameters.env.clone(),
+            )
+        })
+        .run(|cx| execute(args, cx))
 }
 
 /// Every environment's parameter file, loaded and validated, or the status after reporting why.
@@ -200,15 +197,12 @@ fn targets(args: &Args, reporter: &dyn Reporter) -> Result<Vec<Target>, ExitStat
     let mut targets = Vec::new();
     let mut bad = false;
     for (environment, selection) in selections {
-        match selection.load() {
+        match load_parameters(&selection, reporter) {
             Ok(parameters) => targets.push(Target {
                 environment,
                 parameters,
             }),
-            Err(err) => {
-                report_parameter_error(reporter, &err);
-                bad = true;
-            }
+            Err(_) => bad = true,
         }
     }
     if bad {
@@ -217,20 +211,10 @@ fn targets(args: &Args, reporter: &dyn Reporter) -> Result<Vec<Target>, ExitStat
     Ok(targets)
 }
 
-fn execute(
-    args: &Args,
-    reporter: &Arc<dyn Reporter>,
-    env: &Env,
-    environment: &Environment,
-) -> ExitStatus {
-    let targets = match targets(args, reporter.as_ref()) {
-        Ok(t) => t,
-        Err(status) => return status,
-    };
-    let session = match session(&args.azure, env, reporter) {
-        Ok(s) => s,
-        Err(status) => return status,
-    };
+fn execute(args: &Args, cx: &Context) -> Result<ExitStatus, ExitStatus> {
+    let reporter = &cx.reporter;
+    let targets = targets(args, reporter.as_ref())?;
+    let session = session(&args.azure, &cx.env, reporter)?;
     let mut options = Options::new(args.scope);
     options.switches = Switches {
         wait: args.wait,
@@ -242,14 +226,8 @@ fn execute(
         RoleModeArg::LeastPrivilege => RoleMode::LeastPrivilege,
         RoleModeArg::Contributor => RoleMode::Contributor,
     };
-    options.upload_scripts.line_per_file = !matches!(
-        report::flavor(args.run.output.into(), environment),
-        Flavor::Terminal {
-            interactive: true,
-            ..
-        }
-    );
-    let (commit, run_url) = provenance(env);
+    options.upload_scripts.line_per_file = !cx.interactive_terminal();
+    let (commit, run_url) = provenance(&cx.env);
     options.trigger_build.commit = commit;
     options.trigger_build.run_url = run_url;
     options.trigger_build.skip_if_unchanged = args.skip_if_unchanged;
@@ -260,27 +238,18 @@ fn execute(
     let stop = Stop::new();
     options.stop = stop.clone();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return ExitStatus::AzureFailure;
-        }
-    };
-    runtime.block_on(async {
-        let on_signal = reporter.clone();
-        tokio::spawn(async move {
-            interrupted().await;
-            on_signal.info("Interrupted: stopping (deploy-infra after the operation in flight).");
-            stop.trigger();
-        });
-        match pipeline::run(&targets, &options, &session, reporter).await {
-            Ok(_) => ExitStatus::Success,
-            Err(err) => err.exit_status(),
-        }
+    let runtime = runtime(reporter.as_ref())?;
+    // The pipeline reports each failure itself (step lines, summary); its error only carries
+    // the status.
+    let result = block_on_stoppable(
+        &runtime,
+        reporter,
+        "Interrupted: stopping (deploy-infra after the operation in flight).",
+        move || stop.trigger(),
+        pipeline::run(&targets, &options, &session, reporter),
+    );
+    Ok(match result {
+        Ok(_) => ExitStatus::Success,
+        Err(err) => err.exit_status(),
     })
 }

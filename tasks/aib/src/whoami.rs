@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use aib::azure::args::AzureArgs;
 use aib::azure::auth::token_claims;
-use aib::azure::env::Env;
-use aib::azure::{AzureSettings, ReporterObserver, connect};
+use aib::azure::{AzureError, ReporterObserver, connect};
+use aib::cli::{Context, main_with, runtime, settings};
 use aib::exit::ExitStatus;
-use aib::report::{self, OutputFormat, Reporter, report_error};
+use aib::report::{OutputFormat, report_error};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -49,27 +49,23 @@ pub enum Output {
     Json,
 }
 
-/// Resolves, connects, asks for a token, reports.
-pub fn run(args: &Args) -> ExitStatus {
-    let reporter = report::detect(match args.output {
-        Output::Text => OutputFormat::Text,
-        Output::Json => OutputFormat::Json,
-    });
-    let status = whoami(args, &reporter, &Env::from_process());
-    if let Err(err) = reporter.finish() {
-        eprintln!("error: {err}");
+impl From<Output> for OutputFormat {
+    fn from(output: Output) -> Self {
+        match output {
+            Output::Text => OutputFormat::Text,
+            Output::Json => OutputFormat::Json,
+        }
     }
-    status
 }
 
-fn whoami(args: &Args, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
-    let settings = match AzureSettings::from_args(&args.azure, env) {
-        Ok(s) => s,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return err.exit_status();
-        }
-    };
+/// Resolves, connects, asks for a token, reports.
+pub fn run(args: &Args) -> ExitStatus {
+    main_with(args.output, |cx| whoami(args, cx))
+}
+
+fn whoami(args: &Args, cx: &Context) -> Result<ExitStatus, ExitStatus> {
+    let reporter = &cx.reporter;
+    let settings = settings(&args.azure, &cx.env, reporter.as_ref())?;
     let observer = Arc::new(ReporterObserver::new(reporter.clone()));
     let mut identity = settings.auth.identity();
     let cloud = &settings.cloud;
@@ -82,24 +78,11 @@ fn whoami(args: &Args, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
     let mut token_line = String::from("not requested (--no-token)");
     let mut status = ExitStatus::Success;
     if !args.no_token {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(err) => {
-                report_error(reporter.as_ref(), &err, None);
-                return ExitStatus::AzureFailure;
-            }
-        };
+        let runtime = runtime(reporter.as_ref())?;
         let scope = cloud.arm_scope();
         let result = runtime.block_on(async {
             let azure = connect(&settings, observer)?;
-            azure
-                .tokens
-                .token(&scope)
-                .await
-                .map_err(aib::azure::AzureError::from)
+            azure.tokens.token(&scope).await.map_err(AzureError::from)
         });
         match result {
             Ok(token) => {
@@ -160,5 +143,5 @@ fn whoami(args: &Args, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
         o.extend(fields);
     }
     reporter.outcome(outcome);
-    status
+    Ok(status)
 }

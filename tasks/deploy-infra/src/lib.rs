@@ -1,18 +1,19 @@
 //! `deploy-infra`: glue between clap, the environment and `aib::steps::deploy_infra`.
 //!
-//! It parses the flags, reads the process environment once, loads and validates the parameter
-//! file (bad input exits 2 before any call to Azure), connects, turns Ctrl-C into a stop
-//! between operations, runs the step and maps its end to an [`ExitStatus`]. Everything else —
+//! It parses the flags, maps them to the step's `Options` and turns Ctrl-C into a stop between
+//! operations (the step must not be dropped mid-write). Reading the environment, loading and
+//! validating the parameter file (bad input exits 2 before any call to Azure), connecting and
+//! mapping the step's end to an [`ExitStatus`] are `aib::cli`'s shared glue; everything else —
 //! the plan, the writes, the output — is the library's.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use aib::azure::args::AzureArgs;
-use aib::azure::env::Env;
-use aib::cli::{ParameterArgs, RunArgs, connect, report_parameter_error};
+use aib::cli::{
+    Context, ParameterArgs, RunArgs, block_on_stoppable, connect, load_parameters, main_with,
+    runtime, step_status,
+};
 use aib::exit::ExitStatus;
-use aib::report::{self, Reporter, report_error};
 use aib::steps::deploy_infra::{Interrupt, Options, RoleMode, deploy_infra};
 use clap::Parser;
 
@@ -83,37 +84,14 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let cli = Cli::parse_from(args);
-    let env = Env::from_process();
-    let reporter = report::detect(cli.run.output.into());
-    let status = run(&cli, &env, &reporter);
-    if let Err(err) = reporter.finish() {
-        eprintln!("error: {err}");
-    }
-    status.into()
+    main_with(cli.run.output, |cx| run(&cli, cx)).into()
 }
 
-fn run(cli: &Cli, env: &Env, reporter: &Arc<dyn Reporter>) -> ExitStatus {
-    let file = match cli.parameters.load() {
-        Ok(file) => file,
-        Err(err) => {
-            report_parameter_error(reporter.as_ref(), &err);
-            return ExitStatus::BadInput;
-        }
-    };
-    let azure = match connect(&cli.azure, env, reporter) {
-        Ok(azure) => azure,
-        Err(status) => return status,
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return ExitStatus::AzureFailure;
-        }
-    };
+fn run(cli: &Cli, cx: &Context) -> Result<ExitStatus, ExitStatus> {
+    let reporter = &cx.reporter;
+    let file = load_parameters(&cli.parameters, reporter.as_ref())?;
+    let azure = connect(&cli.azure, &cx.env, reporter)?;
+    let runtime = runtime(reporter.as_ref())?;
     let options = Options {
         what_if: cli.run.what_if,
         role_mode: match cli.role_mode {
@@ -123,25 +101,15 @@ fn run(cli: &Cli, env: &Env, reporter: &Arc<dyn Reporter>) -> ExitStatus {
         interrupt: Interrupt::new(),
         ..Options::default()
     };
-    let result = runtime.block_on(async {
-        let interrupt = options.interrupt.clone();
-        let on_signal = reporter.clone();
-        tokio::spawn(async move {
-            aib::cli::interrupted().await;
-            on_signal.info("Interrupted: stopping after the operation in flight.");
-            interrupt.trigger();
-        });
-        deploy_infra(&file, &azure, reporter.clone(), &options)
-            .await
-            .map_err(|err| {
-                report_error(reporter.as_ref(), &err, err.hint().as_deref());
-                err.exit_status()
-            })
-    });
-    match result {
-        Ok(_) => ExitStatus::Success,
-        Err(status) => status,
-    }
+    let interrupt = options.interrupt.clone();
+    let result = block_on_stoppable(
+        &runtime,
+        reporter,
+        "Interrupted: stopping after the operation in flight.",
+        move || interrupt.trigger(),
+        deploy_infra(&file, &azure, reporter.clone(), &options),
+    );
+    Ok(step_status(reporter.as_ref(), result))
 }
 
 #[cfg(test)]

@@ -1,19 +1,20 @@
 //! `trigger-build`: glue between clap and `aib::steps::trigger_build`, nothing else.
 //!
-//! It parses the flags, reads the process environment once (the commit and run URL for the
-//! artifact tags come from the CI's variables), loads the parameter file (bad input exits 2
-//! here, before any request), connects to Azure, runs the step and turns the result into the
-//! exit code.
+//! It parses the flags, checks a --template-name, and maps the flags and the CI's commit and
+//! run URL (for the artifact tags) to the step's `Options`. Reading the environment, loading
+//! the parameter file (bad input exits 2 before any request), connecting, running the step
+//! until it ends or is interrupted and the exit code are `aib::cli`'s shared glue.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use aib::azure::args::AzureArgs;
-use aib::azure::env::Env;
-use aib::cli::{ParameterArgs, RunArgs, connect, provenance};
+use aib::cli::{
+    Context, ParameterArgs, RunArgs, block_on_interruptible, connect, load_parameters, main_with,
+    provenance, runtime,
+};
 use aib::exit::ExitStatus;
-use aib::report::{self, Environment, Reporter, report_error};
-use aib::steps::trigger_build::{Options, trigger_build, valid_template_name};
+use aib::report::report_error;
+use aib::steps::trigger_build::{Options, TriggerError, trigger_build, valid_template_name};
 use clap::Parser;
 
 const EXAMPLES: &str = "\
@@ -77,35 +78,21 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let cli = Cli::parse_from(args);
-    let environment = Environment::from_process();
-    let reporter = report::build(cli.run.output.into(), &environment);
-    let status = run(&cli, &reporter, &Env::from_process());
-    if let Err(err) = reporter.finish() {
-        eprintln!("error: {err}");
-    }
-    status.into()
+    main_with(cli.run.output, |cx| run(&cli, cx)).into()
 }
 
-fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
-    let parameters = match cli.parameters.load() {
-        Ok(p) => p,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return ExitStatus::BadInput;
-        }
-    };
+fn run(cli: &Cli, cx: &Context) -> Result<ExitStatus, ExitStatus> {
+    let reporter = &cx.reporter;
+    let parameters = load_parameters(&cli.parameters, reporter.as_ref())?;
     if let Some(name) = &cli.template_name
         && !valid_template_name(name)
     {
-        let err = aib::steps::trigger_build::TriggerError::BadTemplateName(name.clone());
+        let err = TriggerError::BadTemplateName(name.clone());
         report_error(reporter.as_ref(), &err, None);
-        return ExitStatus::BadInput;
+        return Err(ExitStatus::BadInput);
     }
-    let azure = match connect(&cli.azure, env, reporter) {
-        Ok(azure) => azure,
-        Err(status) => return status,
-    };
-    let (commit, run_url) = provenance(env);
+    let azure = connect(&cli.azure, &cx.env, reporter)?;
+    let (commit, run_url) = provenance(&cx.env);
     let options = Options {
         template_name: cli.template_name.clone(),
         what_if: cli.run.what_if,
@@ -116,37 +103,19 @@ fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env) -> ExitStatus {
         run_url,
         now: None,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return ExitStatus::AzureFailure;
-        }
-    };
-    let root = cli.parameters.root.clone();
-    let result = runtime.block_on(async {
-        tokio::select! {
-            r = trigger_build(&parameters, &root, &options, &azure, reporter) => Some(r),
-            () = aib::cli::interrupted() => None,
-        }
-    });
-    match result {
-        Some(Ok(_)) => ExitStatus::Success,
-        Some(Err(err)) => {
-            report_error(reporter.as_ref(), &err, err.hint().as_deref());
-            err.exit_status()
-        }
-        None => {
-            reporter.info(
-                "interrupted: a template may have been created; remove-templates cleans it up",
-            );
-            ExitStatus::Interrupted
-        }
-    }
+    let runtime = runtime(reporter.as_ref())?;
+    Ok(block_on_interruptible(
+        &runtime,
+        reporter.as_ref(),
+        trigger_build(
+            &parameters,
+            &cli.parameters.root,
+            &options,
+            &azure,
+            reporter,
+        ),
+        "interrupted: a template may have been created; remove-templates cleans it up",
+    ))
 }
 
 #[cfg(test)]

@@ -1,20 +1,21 @@
 //! `upload-scripts`: glue between clap and `aib::steps::upload_scripts`, nothing else.
 //!
-//! It parses the flags, reads the process environment once, loads the parameter file (bad
-//! input exits 2 here, before any request), builds the target (Entra ID through the shared
-//! Azure flags, or a connection string for local development), runs the step and turns the
-//! result into the exit code.
+//! It parses the flags, masks a connection string before anything is printed, builds the
+//! target (Entra ID through the shared Azure flags, or a connection string for local
+//! development) and maps the flags to the step's `Options`. Reading the environment, loading
+//! the parameter file (bad input exits 2 before any request), connecting, running the step
+//! until it ends or is interrupted and the exit code are `aib::cli`'s shared glue.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use aib::azure::args::AzureArgs;
 use aib::azure::blob::shared_key::{AZURE_STORAGE_CONNECTION_STRING, ConnectionString};
-use aib::azure::env::Env;
-use aib::azure::{AzureSettings, ReporterObserver, connect};
-use aib::cli::{ParameterArgs, RunArgs};
+use aib::cli::{
+    Context, ParameterArgs, RunArgs, block_on_interruptible, connect, load_parameters, main_with,
+    runtime,
+};
 use aib::exit::ExitStatus;
-use aib::report::{self, Environment, Flavor, Reporter, report_error};
+use aib::report::report_error;
 use aib::secret::Secret;
 use aib::steps::upload_scripts::{Options, Target, upload_scripts};
 use clap::Parser;
@@ -80,109 +81,53 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let cli = Cli::parse_from(args);
-    let environment = Environment::from_process();
-    let format = cli.run.output.into();
-    let reporter = report::build(format, &environment);
-    let status = run(&cli, &reporter, &Env::from_process(), &environment);
-    if let Err(err) = reporter.finish() {
-        eprintln!("error: {err}");
-    }
-    status.into()
+    main_with(cli.run.output, |cx| run(&cli, cx)).into()
 }
 
-fn run(
-    cli: &Cli,
-    reporter: &Arc<dyn Reporter>,
-    env: &Env,
-    environment: &Environment,
-) -> ExitStatus {
-    let connection = cli
-        .connection_string
-        .clone()
-        .or_else(|| env.get(AZURE_STORAGE_CONNECTION_STRING).map(str::to_owned));
+fn run(cli: &Cli, cx: &Context) -> Result<ExitStatus, ExitStatus> {
+    let reporter = &cx.reporter;
+    let connection = cli.connection_string.clone().or_else(|| {
+        cx.env
+            .get(AZURE_STORAGE_CONNECTION_STRING)
+            .map(str::to_owned)
+    });
     if let Some(text) = &connection {
         reporter.secret(&Secret::new(text.clone()));
     }
-    let parameters = match cli.parameters.load() {
-        Ok(p) => p,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return ExitStatus::BadInput;
-        }
-    };
+    let parameters = load_parameters(&cli.parameters, reporter.as_ref())?;
     let target = match &connection {
         Some(text) => match ConnectionString::parse(text) {
             Ok(cs) => Target::ConnectionString(cs),
             Err(err) => {
                 report_error(reporter.as_ref(), &err, Some("see `upload-scripts --help`"));
-                return ExitStatus::BadInput;
+                return Err(ExitStatus::BadInput);
             }
         },
-        None => {
-            let settings = match AzureSettings::from_args(&cli.azure, env) {
-                Ok(s) => s,
-                Err(err) => {
-                    report_error(reporter.as_ref(), &err, None);
-                    return err.exit_status();
-                }
-            };
-            let observer = Arc::new(ReporterObserver::new(reporter.clone()));
-            match connect(&settings, observer) {
-                Ok(azure) => Target::Azure(Box::new(azure)),
-                Err(err) => {
-                    report_error(reporter.as_ref(), &err, None);
-                    return err.exit_status();
-                }
-            }
-        }
+        None => Target::Azure(Box::new(connect(&cli.azure, &cx.env, reporter)?)),
     };
     let options = Options {
         concurrency: usize::from(cli.concurrency),
         prune: cli.prune,
         what_if: cli.run.what_if,
         blob_endpoint: cli.blob_endpoint.clone(),
-        line_per_file: !matches!(
-            report::flavor(cli.run.output.into(), environment),
-            Flavor::Terminal {
-                interactive: true,
-                ..
-            }
-        ),
+        line_per_file: !cx.interactive_terminal(),
         ..Options::default()
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return ExitStatus::AzureFailure;
-        }
-    };
-    let root = cli.parameters.root.clone();
-    let result = runtime.block_on(async {
-        tokio::select! {
-            r = upload_scripts(&parameters, &root, &options, &target, reporter) => Some(r),
-            () = aib::cli::interrupted() => None,
-        }
-    });
-    match result {
-        Some(Ok(_)) => ExitStatus::Success,
-        Some(Err(err)) => {
-            // Per-file failures were reported one by one (with their hint); this is the one
-            // line that ends the run, with the hint of an error that stopped it early.
-            report_error(reporter.as_ref(), &err, err.hint().as_deref());
-            err.exit_status()
-        }
-        None => {
-            reporter.info(
-                "interrupted: blobs whose upload had not been committed were left as they were",
-            );
-            ExitStatus::Interrupted
-        }
-    }
+    let runtime = runtime(reporter.as_ref())?;
+    // Per-file failures were reported one by one (with their hint); the step's error is the
+    // one line that ends the run, with the hint of an error that stopped it early.
+    Ok(block_on_interruptible(
+        &runtime,
+        reporter.as_ref(),
+        upload_scripts(
+            &parameters,
+            &cli.parameters.root,
+            &options,
+            &target,
+            reporter,
+        ),
+        "interrupted: blobs whose upload had not been committed were left as they were",
+    ))
 }
 
 #[cfg(test)]

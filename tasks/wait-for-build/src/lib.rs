@@ -1,18 +1,23 @@
 //! `wait-for-build`: glue between clap and `aib::steps::wait_for_build`, nothing else.
 //!
-//! It parses the flags, loads the parameter file (for the resource group; bad input exits 2
-//! before any request), connects, follows the build and maps the end to the exit code. It owns
-//! the interrupt: on Ctrl-C / SIGTERM with --cancel-on-interrupt it cancels the build.
+//! It parses and checks the flags and maps them to the step's `Options`. Reading the
+//! environment, loading the parameter file (for the resource group; bad input exits 2 before
+//! any request), connecting, following the build until it ends or is interrupted and the exit
+//! code are `aib::cli`'s shared glue. It owns what an interrupt does: with
+//! --cancel-on-interrupt it cancels the build, else it says how to re-attach.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
+use aib::azure::Azure;
 use aib::azure::args::AzureArgs;
-use aib::azure::env::Env;
-use aib::cli::{ParameterArgs, RunArgs, connect};
+use aib::cli::{
+    Context, ParameterArgs, RunArgs, connect, load_parameters, main_with, runtime, step_status,
+    until_interrupted,
+};
+use aib::config::ParameterFile;
 use aib::exit::ExitStatus;
-use aib::report::{self, Environment, Reporter, report_error};
+use aib::report::{Annotation, Reporter, report_error};
 use aib::steps::wait_for_build::{Options, cancel, template_id, wait_for_build};
 use clap::Parser;
 
@@ -88,22 +93,7 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let cli = Cli::parse_from(args);
-    let environment = Environment::from_process();
-    let format = cli.run.output.into();
-    let reporter = report::build(format, &environment);
-    // A live status line only where it redraws in place: a person at a terminal.
-    let live = matches!(
-        report::flavor(format, &environment),
-        report::Flavor::Terminal {
-            interactive: true,
-            ..
-        }
-    );
-    let status = run(&cli, &reporter, &Env::from_process(), live);
-    if let Err(err) = reporter.finish() {
-        eprintln!("error: {err}");
-    }
-    status.into()
+    main_with(cli.run.output, |cx| run(&cli, cx)).into()
 }
 
 /// Seconds (or minutes) from a flag; negative, NaN or absurd values are bad input.
@@ -113,34 +103,26 @@ fn duration(value: f64, unit: f64) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
-fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env, live: bool) -> ExitStatus {
-    let parameters = match cli.parameters.load() {
-        Ok(p) => p,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return ExitStatus::BadInput;
-        }
-    };
+fn run(cli: &Cli, cx: &Context) -> Result<ExitStatus, ExitStatus> {
+    let reporter = &cx.reporter;
+    let parameters = load_parameters(&cli.parameters, reporter.as_ref())?;
     let Some(poll_interval) = duration(cli.poll_interval, 1.0) else {
-        reporter.annotate(&report::Annotation::error(
+        reporter.annotate(&Annotation::error(
             "--poll-interval must be a positive number of seconds",
         ));
-        return ExitStatus::BadInput;
+        return Err(ExitStatus::BadInput);
     };
     let timeout = match cli.timeout.map(|m| duration(m, 60.0)) {
         None => None,
         Some(Some(t)) => Some(t),
         Some(None) => {
-            reporter.annotate(&report::Annotation::error(
+            reporter.annotate(&Annotation::error(
                 "--timeout must be a positive number of minutes",
             ));
-            return ExitStatus::BadInput;
+            return Err(ExitStatus::BadInput);
         }
     };
-    let azure = match connect(&cli.azure, env, reporter) {
-        Ok(azure) => azure,
-        Err(status) => return status,
-    };
+    let azure = connect(&cli.azure, &cx.env, reporter)?;
     let options = Options {
         template: cli.template.clone(),
         poll_interval,
@@ -148,56 +130,50 @@ fn run(cli: &Cli, reporter: &Arc<dyn Reporter>, env: &Env, live: bool) -> ExitSt
         cancel_on_timeout: cli.cancel_on_timeout,
         strict: cli.strict,
         run_operation: cli.run_operation.clone(),
-        live_status: live,
+        // A live status line only where it redraws in place: a person at a terminal.
+        live_status: cx.interactive_terminal(),
         follow_log: !cli.no_log,
         ..Options::default()
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            report_error(reporter.as_ref(), &err, None);
-            return ExitStatus::AzureFailure;
-        }
-    };
-    runtime.block_on(async {
-        let interrupted = aib::cli::interrupted();
-        let result = tokio::select! {
-            r = wait_for_build(&parameters, &options, &azure, reporter) => Some(r),
-            _ = interrupted => None,
-        };
-        match result {
-            Some(Ok(_)) => ExitStatus::Success,
-            Some(Err(err)) => {
-                report_error(reporter.as_ref(), &err, None);
-                err.exit_status()
-            }
-            None if cli.cancel_on_interrupt => {
-                let id = template_id(&parameters, &azure, &cli.template);
-                match id {
-                    Ok(id) => match cancel(&azure, &id).await {
-                        Ok(()) => reporter.info(&format!(
-                            "interrupted: the build of {} was canceled",
-                            cli.template
-                        )),
-                        Err(err) => report_error(reporter.as_ref(), &err, None),
-                    },
-                    Err(err) => report_error(reporter.as_ref(), &err, None),
-                }
-                ExitStatus::Interrupted
-            }
-            None => {
-                reporter.info(&format!(
-                    "interrupted: the build goes on; re-attach with wait-for-build --template {}",
-                    cli.template
-                ));
-                ExitStatus::Interrupted
-            }
+    let runtime = runtime(reporter.as_ref())?;
+    let followed = until_interrupted(
+        &runtime,
+        wait_for_build(&parameters, &options, &azure, reporter),
+    );
+    Ok(match followed {
+        Some(result) => step_status(reporter.as_ref(), result),
+        None => {
+            runtime.block_on(on_interrupt(cli, &parameters, &azure, reporter.as_ref()));
+            ExitStatus::Interrupted
         }
     })
+}
+
+/// On Ctrl-C / SIGTERM: cancels the build with --cancel-on-interrupt, else leaves it running
+/// and says how to re-attach.
+async fn on_interrupt(
+    cli: &Cli,
+    parameters: &ParameterFile,
+    azure: &Azure,
+    reporter: &dyn Reporter,
+) {
+    if !cli.cancel_on_interrupt {
+        reporter.info(&format!(
+            "interrupted: the build goes on; re-attach with wait-for-build --template {}",
+            cli.template
+        ));
+        return;
+    }
+    match template_id(parameters, azure, &cli.template) {
+        Ok(id) => match cancel(azure, &id).await {
+            Ok(()) => reporter.info(&format!(
+                "interrupted: the build of {} was canceled",
+                cli.template
+            )),
+            Err(err) => report_error(reporter, &err, None),
+        },
+        Err(err) => report_error(reporter, &err, None),
+    }
 }
 
 #[cfg(test)]
