@@ -98,30 +98,31 @@ impl World {
         format!("/subscriptions/{}/resourceGroups/{group}", self.sub)
     }
 
-    /// The names of the image versions of a gallery image definition.
-    pub async fn versions(&self, group: &str, gallery: &str, image: &str) -> BTreeSet<String> {
-        let path = format!(
-            "{}/providers/Microsoft.Compute/galleries/{gallery}/images/{image}/versions",
-            self.group(group)
-        );
-        self.list(&path)
+    /// The names in an ARM list (first page, as [`World::list`]).
+    pub async fn names(&self, path: &str) -> BTreeSet<String> {
+        self.list(path)
             .await
             .iter()
             .filter_map(|v| v["name"].as_str().map(str::to_owned))
             .collect()
     }
 
+    /// The names of the image versions of a gallery image definition.
+    pub async fn versions(&self, group: &str, gallery: &str, image: &str) -> BTreeSet<String> {
+        self.names(&format!(
+            "{}/providers/Microsoft.Compute/galleries/{gallery}/images/{image}/versions",
+            self.group(group)
+        ))
+        .await
+    }
+
     /// The names of the image templates in a resource group.
     pub async fn templates(&self, group: &str) -> BTreeSet<String> {
-        let path = format!(
+        self.names(&format!(
             "{}/providers/Microsoft.VirtualMachineImages/imageTemplates",
             self.group(group)
-        );
-        self.list(&path)
-            .await
-            .iter()
-            .filter_map(|v| v["name"].as_str().map(str::to_owned))
-            .collect()
+        ))
+        .await
     }
 }
 

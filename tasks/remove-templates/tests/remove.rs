@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use aib::azure::rbac::builtin::CONTRIBUTOR;
+use aib_testkit::Seed;
 use futures::StreamExt as _;
 
 use crate::support::{Actions as _, World, name, name_at};
@@ -153,34 +155,13 @@ async fn cancel_running_cancels_waits_and_deletes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn staging_group_is_cleaned_only_when_unused() {
     let w = World::start("lin-it", Some("rg-stage")).await;
-    let _: serde_json::Value = w
-        .azure
-        .arm
-        .put(
-            &w.group_id("rg-stage"),
-            &serde_json::json!({"location": "westeurope"}),
-        )
-        .await
-        .expect("staging group");
+    let stage_group = Seed::group(&w.emu, &w.azure, "rg-stage").await;
     let principal = w.identity_principal().await;
-    w.emu.grant(
-        &principal,
-        "b24988ac-6180-42a0-ab88-20f7382dd24c",
-        &w.group_id("rg-stage"),
-    );
+    w.emu.grant(&principal, CONTRIBUTOR, &stage_group.id);
     let running = name("lin-it", HOUR);
     w.template(&running, Some("rg-stage")).await;
     w.start_build(&running).await;
-    let leftover = format!(
-        "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/leftover",
-        w.group_id("rg-stage")
-    );
-    let _: serde_json::Value = w
-        .azure
-        .arm
-        .put(&leftover, &serde_json::json!({"location": "westeurope"}))
-        .await
-        .expect("leftover");
+    let leftover = stage_group.identity("leftover", &[]).await.id;
 
     let run = w.run(&["--output", "json"]);
     run.expect(0);
@@ -344,25 +325,8 @@ async fn a_stuck_cancel_fails_only_its_template_with_advice() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unused_staging_group_leftovers_are_removed_and_the_group_stays() {
     let w = World::start("lin-it", Some("rg-stage")).await;
-    let _: serde_json::Value = w
-        .azure
-        .arm
-        .put(
-            &w.group_id("rg-stage"),
-            &serde_json::json!({"location": "westeurope"}),
-        )
-        .await
-        .expect("staging group");
-    let leftover = format!(
-        "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/leftover",
-        w.group_id("rg-stage")
-    );
-    let _: serde_json::Value = w
-        .azure
-        .arm
-        .put(&leftover, &serde_json::json!({"location": "westeurope"}))
-        .await
-        .expect("leftover");
+    let stage_group = Seed::group(&w.emu, &w.azure, "rg-stage").await;
+    let leftover = stage_group.identity("leftover", &[]).await.id;
     w.emu.clear_requests();
 
     let run = w.run(&["--what-if", "--output", "json"]);
@@ -400,21 +364,13 @@ async fn unused_staging_group_leftovers_are_removed_and_the_group_stays() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_leftover_of_an_unlisted_type_is_removed() {
     let w = World::start("lin-it", Some("rg-stage")).await;
-    let _: serde_json::Value = w
-        .azure
-        .arm
-        .put(
-            &w.group_id("rg-stage"),
-            &serde_json::json!({"location": "westeurope"}),
-        )
-        .await
-        .expect("staging group");
+    let stage_group = Seed::group(&w.emu, &w.azure, "rg-stage").await;
     let nsgs: Vec<String> = ["nsg-a", "nsg-b"]
         .iter()
         .map(|n| {
             format!(
                 "{}/providers/Microsoft.Network/networkSecurityGroups/{n}",
-                w.group_id("rg-stage")
+                stage_group.id
             )
         })
         .collect();

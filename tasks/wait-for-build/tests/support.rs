@@ -136,6 +136,23 @@ impl World {
     pub fn run(&self, args: &[&str]) -> Run {
         Run::of(&mut self.command(args))
     }
+
+    /// Starts the binary, sends it SIGTERM once it reports the build `Running:` (within a
+    /// minute), and waits for it: its exit code and all of its stderr.
+    pub fn interrupt_when_running(&self, args: &[&str]) -> (Option<i32>, String) {
+        let mut child = self
+            .command(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stderr = Lines::follow(child.stderr.take().expect("stderr"));
+        stderr.wait_for("Running:", Duration::from_secs(60));
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
+        // SAFETY: sending a signal to our own child process by its pid.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let status = child.wait().expect("the binary ends");
+        (status.code(), stderr.all())
+    }
 }
 
 /// A valid parameter file with inline steps only (no scripts to upload).

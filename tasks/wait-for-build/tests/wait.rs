@@ -132,29 +132,18 @@ async fn interrupt_with_cancel_on_interrupt_cancels_the_build() {
     // Arrange: a long build.
     let w = World::start(Duration::from_secs(36_000), None).await;
     w.trigger(NAME).await;
-    let mut child = w
-        .command(&[
-            "--template",
-            NAME,
-            "--poll-interval",
-            "0.1",
-            "--cancel-on-interrupt",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = crate::support::Lines::follow(child.stderr.take().expect("stderr"));
 
     // Act: interrupt once the wait has begun.
-    stderr.wait_for("Running:", Duration::from_secs(60));
-    let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
-    // SAFETY: sending a signal to our own child process by its pid.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = child.wait().expect("the binary ends");
+    let (code, stderr) = w.interrupt_when_running(&[
+        "--template",
+        NAME,
+        "--poll-interval",
+        "0.1",
+        "--cancel-on-interrupt",
+    ]);
 
     // Assert
-    let stderr = stderr.all();
-    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(code, Some(130), "{stderr}");
     assert!(stderr.contains("was canceled"), "{stderr}");
     let cancels = w
         .emu
@@ -173,23 +162,12 @@ async fn interrupt_without_cancel_leaves_the_build_running() {
     // Arrange
     let w = World::start(Duration::from_secs(36_000), None).await;
     w.trigger(NAME).await;
-    let mut child = w
-        .command(&["--template", NAME, "--poll-interval", "0.1"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = crate::support::Lines::follow(child.stderr.take().expect("stderr"));
 
     // Act
-    stderr.wait_for("Running:", Duration::from_secs(60));
-    let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
-    // SAFETY: sending a signal to our own child process by its pid.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = child.wait().expect("the binary ends");
+    let (code, stderr) = w.interrupt_when_running(&["--template", NAME, "--poll-interval", "0.1"]);
 
     // Assert
-    let stderr = stderr.all();
-    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(code, Some(130), "{stderr}");
     assert!(
         stderr.contains(&format!("re-attach with wait-for-build --template {NAME}")),
         "{stderr}"
