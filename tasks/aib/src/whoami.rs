@@ -49,18 +49,13 @@ pub enum Output {
     Json,
 }
 
-impl From<Output> for OutputFormat {
-    fn from(output: Output) -> Self {
-        match output {
-            Output::Text => OutputFormat::Text,
-            Output::Json => OutputFormat::Json,
-        }
-    }
-}
-
 /// Resolves, connects, asks for a token, reports.
 pub fn run(args: &Args) -> ExitStatus {
-    main_with(args.output, |cx| whoami(args, cx))
+    let format = match args.output {
+        Output::Text => OutputFormat::Text,
+        Output::Json => OutputFormat::Json,
+    };
+    main_with(format, |cx| whoami(args, cx))
 }
 
 fn whoami(args: &Args, cx: &Context) -> Result<ExitStatus, ExitStatus> {

@@ -6,6 +6,7 @@
 //! mapping the step's end to an [`ExitStatus`] are `aib::cli`'s shared glue; everything else —
 //! the plan, the writes, the output — is the library's.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use aib::azure::args::AzureArgs;
@@ -78,11 +79,7 @@ enum RoleModeArg {
 ///
 /// Public so that one multi-call `aib` binary can carry every step: the `deploy-infra` executable
 /// and `aib deploy-infra …` (or `aib` linked under the name `deploy-infra`) run this same function.
-pub fn main_from<I, T>(args: I) -> ExitCode
-where
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
+pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cli = Cli::parse_from(args);
     main_with(cli.run.output, |cx| run(&cli, cx)).into()
 }

@@ -5,6 +5,7 @@
 //! the parameter file (bad input exits 2 before any request), connecting, running the step
 //! until it ends or is interrupted and the exit code are `aib::cli`'s shared glue.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use aib::azure::args::AzureArgs;
@@ -72,11 +73,7 @@ struct Cli {
 ///
 /// Public so that one multi-call `aib` binary can carry every step: the `trigger-build` executable
 /// and `aib trigger-build …` (or `aib` linked under the name `trigger-build`) run this same function.
-pub fn main_from<I, T>(args: I) -> ExitCode
-where
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
+pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cli = Cli::parse_from(args);
     main_with(cli.run.output, |cx| run(&cli, cx)).into()
 }

@@ -6,6 +6,7 @@
 //! code are `aib::cli`'s shared glue. It owns what an interrupt does: with
 //! --cancel-on-interrupt it cancels the build, else it says how to re-attach.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -87,11 +88,7 @@ struct Cli {
 ///
 /// Public so that one multi-call `aib` binary can carry every step: the `wait-for-build` executable
 /// and `aib wait-for-build …` (or `aib` linked under the name `wait-for-build`) run this same function.
-pub fn main_from<I, T>(args: I) -> ExitCode
-where
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
+pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cli = Cli::parse_from(args);
     main_with(cli.run.output, |cx| run(&cli, cx)).into()
 }
