@@ -343,6 +343,10 @@ mod tests {
     use super::*;
     use crate::report::{Capture, GitHub};
 
+    /// Held by the tests that listen for signals: the SIGTERM one test sends reaches every
+    /// listener in the process, so they must not overlap.
+    static SIGNALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     /// A GitHub Actions reporter writing into a capture: annotations as `::error…` lines.
     fn github_log() -> (Capture, GitHub) {
         let log = Capture::new();
@@ -463,6 +467,7 @@ mod tests {
     /// A step that ends before any signal gives its own output.
     #[test]
     fn a_step_that_ends_gives_its_output() {
+        let _signals = SIGNALS.lock().unwrap_or_else(|e| e.into_inner());
         let (log, reporter) = github_log();
         let runtime = runtime(&reporter).unwrap();
         assert_eq!(until_interrupted(&runtime, async { 7 }), Some(7));
@@ -474,5 +479,31 @@ mod tests {
         );
         assert_eq!(status, ExitStatus::Timeout);
         assert!(!log.text().contains("interrupted"), "{}", log.text());
+    }
+    /// SIGTERM (what a CI agent sends on cancel) drops the step and ends the run with 130,
+    /// after the step's message saying what was left.
+    #[cfg(unix)]
+    #[test]
+    fn sigterm_drops_the_step_and_ends_with_130_after_its_message() {
+        let _signals = SIGNALS.lock().unwrap_or_else(|e| e.into_inner());
+        let (log, reporter) = github_log();
+        let runtime = runtime(&reporter).unwrap();
+        let step = async {
+            // Both branches have been polled once (so the listener exists) before this runs on.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let sent = std::process::Command::new("kill")
+                .args(["-TERM", &std::process::id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(sent.success());
+            std::future::pending::<Result<(), Refused>>().await
+        };
+        let status = block_on_interruptible(&runtime, &reporter, step, "interrupted: left as is");
+        assert_eq!(status, ExitStatus::Interrupted);
+        assert!(
+            log.text().contains("interrupted: left as is"),
+            "{}",
+            log.text()
+        );
     }
 }
