@@ -162,26 +162,6 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, rg: &str) -> Response {
     }
 }
 
-fn action_of(ctx: &Ctx<'_>) -> Option<&'static str> {
-    Some(match ctx.method {
-        Method::GET => "read",
-        Method::DELETE => "delete",
-        Method::PUT | Method::PATCH => "write",
-        _ => return None,
-    })
-}
-
-/// Shared start of every handler: the group, the caller's permission.
-#[allow(clippy::result_large_err)]
-fn admit(ctx: &Ctx<'_>, rg: &str, rtype: &str, id: &str) -> Result<&'static str, Response> {
-    let Some(action) = action_of(ctx) else {
-        return Err(super::method_not_allowed(ctx));
-    };
-    groups::require_group(ctx, rg, action != "read")?;
-    rbac::authorize(ctx, &format!("{rtype}/{action}"), id)?;
-    Ok(action)
-}
-
 fn list_children(
     ctx: &Ctx<'_>,
     rg: &str,
@@ -222,6 +202,40 @@ fn start_delete(ctx: &Ctx<'_>, w: &mut World, key: String, location: &str) -> Re
     super::lro_delete(ctx, &op, "Microsoft.Compute", location)
 }
 
+/// GET of a gallery or an image definition: the stored resource, or ARM's `ResourceNotFound`
+/// naming its type; one place so both answer alike.
+fn read(ctx: &Ctx<'_>, key: &str, kind: &str, name: &str, rg: &str) -> Response {
+    match ctx.inner.lock().resources.get(key) {
+        Some(r) => json_response(StatusCode::OK, &render(r, true)),
+        None => not_found(kind, name, rg),
+    }
+}
+
+/// DELETE of a gallery, definition or version: 204 when it is already gone, 409
+/// `CannotDeleteResource` while resources nested under `children` remain (ARM will not delete a
+/// parent before them), else `Deleting` and the delete operation. One place so the three levels
+/// cannot drift apart in what they answer.
+fn delete(ctx: &Ctx<'_>, key: String, children: Option<&str>) -> Response {
+    let mut w = ctx.inner.lock();
+    let nested = children.is_some_and(|c| {
+        let prefix = format!("{key}/{c}/");
+        w.resources.keys().any(|k| k.starts_with(&prefix))
+    });
+    let Some(r) = w.resources.get_mut(&key) else {
+        return crate::core::empty(StatusCode::NO_CONTENT);
+    };
+    if nested {
+        return arm_error(
+            StatusCode::CONFLICT,
+            "CannotDeleteResource",
+            "Can not delete resource before nested resources are deleted.",
+        );
+    }
+    r.state = "Deleting".into();
+    let loc = r.location.clone().unwrap_or_default();
+    start_delete(ctx, &mut w, key, &loc)
+}
+
 /// 201 (or 200) with the body and `Azure-AsyncOperation` for a create/update in progress (or
 /// the `lro_style` knob's style); called without the world lock held.
 fn started(ctx: &Ctx<'_>, status: StatusCode, body: &Value, op: &str, location: &str) -> Response {
@@ -259,34 +273,12 @@ fn new_res(
 
 fn gallery_handler(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
     let key = id.to_ascii_lowercase();
-    if let Err(r) = admit(ctx, rg, TYPE, id) {
+    if let Err(r) = super::admit(ctx, rg, TYPE, id) {
         return r;
     }
     match ctx.method {
-        Method::GET => match ctx.inner.lock().resources.get(&key) {
-            Some(r) => json_response(StatusCode::OK, &render(r, true)),
-            None => not_found(TYPE, name, rg),
-        },
-        Method::DELETE => {
-            let mut w = ctx.inner.lock();
-            let nested = w
-                .resources
-                .keys()
-                .any(|k| k.starts_with(&format!("{key}/images/")));
-            let Some(r) = w.resources.get_mut(&key) else {
-                return crate::core::empty(StatusCode::NO_CONTENT);
-            };
-            if nested {
-                return arm_error(
-                    StatusCode::CONFLICT,
-                    "CannotDeleteResource",
-                    "Can not delete resource before nested resources are deleted.",
-                );
-            }
-            r.state = "Deleting".into();
-            let loc = r.location.clone().unwrap_or_default();
-            start_delete(ctx, &mut w, key, &loc)
-        }
+        Method::GET => read(ctx, &key, TYPE, name, rg),
+        Method::DELETE => delete(ctx, key, Some("images")),
         _ => {
             let body = match ctx.json() {
                 Ok(b) => b,
@@ -451,7 +443,7 @@ fn image_properties(body: &Value) -> Result<Value, Response> {
 fn image_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, name: &str) -> Response {
     let id = format!("{gid}/images/{name}");
     let key = id.to_ascii_lowercase();
-    if let Err(r) = admit(ctx, rg, IMAGE_TYPE, &id) {
+    if let Err(r) = super::admit(ctx, rg, IMAGE_TYPE, &id) {
         return r;
     }
     let gallery_exists = ctx
@@ -469,30 +461,8 @@ fn image_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, name: &str) 
         };
     }
     match ctx.method {
-        Method::GET => match ctx.inner.lock().resources.get(&key) {
-            Some(r) => json_response(StatusCode::OK, &render(r, true)),
-            None => not_found(IMAGE_TYPE, name, rg),
-        },
-        Method::DELETE => {
-            let mut w = ctx.inner.lock();
-            let nested = w
-                .resources
-                .keys()
-                .any(|k| k.starts_with(&format!("{key}/versions/")));
-            let Some(r) = w.resources.get_mut(&key) else {
-                return crate::core::empty(StatusCode::NO_CONTENT);
-            };
-            if nested {
-                return arm_error(
-                    StatusCode::CONFLICT,
-                    "CannotDeleteResource",
-                    "Can not delete resource before nested resources are deleted.",
-                );
-            }
-            r.state = "Deleting".into();
-            let loc = r.location.clone().unwrap_or_default();
-            start_delete(ctx, &mut w, key, &loc)
-        }
+        Method::GET => read(ctx, &key, IMAGE_TYPE, name, rg),
+        Method::DELETE => delete(ctx, key, Some("versions")),
         _ => {
             let body = match ctx.json() {
                 Ok(b) => b,
@@ -792,7 +762,7 @@ fn version_handler(
     let iid = format!("{gid}/images/{image}");
     let id = format!("{iid}/versions/{name}");
     let key = id.to_ascii_lowercase();
-    if let Err(r) = admit(ctx, rg, VERSION_TYPE, &id) {
+    if let Err(r) = super::admit(ctx, rg, VERSION_TYPE, &id) {
         return r;
     }
     let (gallery_exists, image_res) = {
@@ -827,15 +797,7 @@ fn version_handler(
                 None => not_found(VERSION_TYPE, name, rg),
             }
         }
-        Method::DELETE => {
-            let mut w = ctx.inner.lock();
-            let Some(r) = w.resources.get_mut(&key) else {
-                return crate::core::empty(StatusCode::NO_CONTENT);
-            };
-            r.state = "Deleting".into();
-            let loc = r.location.clone().unwrap_or_default();
-            start_delete(ctx, &mut w, key, &loc)
-        }
+        Method::DELETE => delete(ctx, key, None),
         _ => {
             let body = match ctx.json() {
                 Ok(b) => b,

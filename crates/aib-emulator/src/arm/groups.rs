@@ -205,6 +205,17 @@ pub(crate) async fn group(ctx: &Ctx<'_>) -> Response {
     }
 }
 
+/// The request's `$filter`, if any; 400 `InvalidFilterInQueryString` when ARM would refuse it.
+/// Both lists parse it here so they refuse a bad filter alike.
+#[allow(clippy::result_large_err)]
+fn query_filter(ctx: &Ctx<'_>) -> Result<Option<Filter>, Response> {
+    ctx.query
+        .get("$filter")
+        .map(|f| Filter::parse(f))
+        .transpose()
+        .map_err(|msg| arm_error(StatusCode::BAD_REQUEST, "InvalidFilterInQueryString", &msg))
+}
+
 /// `GET /subscriptions/{sub}/resourcegroups` (optionally `tagName`/`tagValue` filtered).
 pub(crate) fn list_groups(ctx: &Ctx<'_>) -> Response {
     if ctx.method != Method::GET {
@@ -217,14 +228,9 @@ pub(crate) fn list_groups(ctx: &Ctx<'_>) -> Response {
     ) {
         return r;
     }
-    let filter = match ctx
-        .query
-        .get("$filter")
-        .map(|f| Filter::parse(f))
-        .transpose()
-    {
+    let filter = match query_filter(ctx) {
         Ok(f) => f,
-        Err(msg) => return arm_error(StatusCode::BAD_REQUEST, "InvalidFilterInQueryString", &msg),
+        Err(r) => return r,
     };
     let items: Vec<Value> = {
         let w = ctx.inner.lock();
@@ -271,14 +277,9 @@ pub(crate) fn list_resources(ctx: &Ctx<'_>, rg: Option<&str>) -> Response {
     if let Err(r) = rbac::authorize(ctx, action, &scope) {
         return r;
     }
-    let filter = match ctx
-        .query
-        .get("$filter")
-        .map(|f| Filter::parse(f))
-        .transpose()
-    {
+    let filter = match query_filter(ctx) {
         Ok(f) => f,
-        Err(msg) => return arm_error(StatusCode::BAD_REQUEST, "InvalidFilterInQueryString", &msg),
+        Err(r) => return r,
     };
     let tag_filter = filter.as_ref().is_some_and(|f| f.uses_tags);
     let expand: Vec<String> = ctx

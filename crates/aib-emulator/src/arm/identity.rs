@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use std::time::{Instant, SystemTime};
 
-use super::{Ctx, forget_resource, groups, rbac, render};
+use super::{Ctx, forget_resource, render};
 use crate::core::{Principal, Res, arm_error, empty, json_response, new_guid};
 
 /// Resource type name as ARM spells it.
@@ -34,16 +34,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, rg: &str) -> Response {
         ctx.sub()
     );
     let key = id.to_ascii_lowercase();
-    let action = match ctx.method {
-        Method::GET => "read",
-        Method::DELETE => "delete",
-        Method::PUT | Method::PATCH => "write",
-        _ => return super::method_not_allowed(ctx),
-    };
-    if let Err(r) = groups::require_group(ctx, rg, action != "read") {
-        return r;
-    }
-    if let Err(r) = rbac::authorize(ctx, &format!("{TYPE}/{action}"), &id) {
+    if let Err(r) = super::admit(ctx, rg, TYPE, &id) {
         return r;
     }
     let not_found = || {

@@ -31,9 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{
-    Ctx, compute, forget_resource, groups, identity, page, provider_operation_url, rbac, render,
-};
+use super::{Ctx, compute, groups, identity, page, provider_operation_url, rbac, render};
 use crate::core::{
     Group, Inner, Res, STORAGE_AUD, World, arm_error, empty, json_response, new_guid, rfc3339,
     unix_now,
@@ -1326,7 +1324,27 @@ fn human(emulated_secs: f64) -> String {
 }
 
 fn run(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
-    if let Err(r) = admit(ctx, rg, "run/action", id, true) {
+    template_action(
+        ctx,
+        (rg, name, id),
+        "run/action",
+        |r| r.state == "Succeeded" && !matches!(run_state_of(r).as_str(), "Running" | "Canceling"),
+        |w, key, knobs| start_run(ctx.inner, w, key, knobs),
+    )
+}
+
+/// The part `run` and `cancel` share, so both answer ARM's way alike: admit the action, 404 for
+/// an unknown template, 409 `OperationNotAllowed` unless `allowed` accepts the template, then
+/// `start` the operation under the world lock and answer 202 with both polling headers.
+/// `at` is (group, template name, template id).
+fn template_action(
+    ctx: &Ctx<'_>,
+    (rg, name, id): (&str, &str, &str),
+    action: &str,
+    allowed: impl FnOnce(&Res) -> bool,
+    start: impl FnOnce(&mut World, &str, &crate::knobs::KnobValues) -> String,
+) -> Response {
+    if let Err(r) = admit(ctx, rg, action, id, true) {
         return r;
     }
     let key = id.to_ascii_lowercase();
@@ -1336,10 +1354,10 @@ fn run(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
         return not_found(rg, name);
     };
     let location = r.location.clone().unwrap_or_default();
-    if r.state != "Succeeded" || matches!(run_state_of(r).as_str(), "Running" | "Canceling") {
-        return not_allowed("run/action", &r.state, &run_state_of(r));
+    if !allowed(r) {
+        return not_allowed(action, &r.state, &run_state_of(r));
     }
-    let op = start_run(ctx.inner, &mut w, &key, &knobs);
+    let op = start(&mut w, &key, &knobs);
     drop(w);
     accepted_both(ctx, &location, &op, &knobs)
 }
@@ -1516,46 +1534,40 @@ async fn upload(client: &reqwest::Client, url: &str, token: &str, text: &str) {
 }
 
 fn cancel(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
-    if let Err(r) = admit(ctx, rg, "cancel/action", id, true) {
-        return r;
-    }
-    let key = id.to_ascii_lowercase();
-    let knobs = ctx.inner.knobs.get();
-    let mut w = ctx.inner.lock();
-    let Some(r) = w.resources.get(&key) else {
-        return not_found(rg, name);
-    };
-    let location = r.location.clone().unwrap_or_default();
-    if run_state_of(r) != "Running" {
-        return not_allowed("cancel/action", &r.state, &run_state_of(r));
-    }
-    let op = new_guid();
-    let done = (!knobs.aib.stuck_canceling)
-        .then(|| Instant::now() + ctx.inner.knobs.real(knobs.aib.cancel));
-    if let Some(run) = w.aib.templates.get_mut(&key).and_then(|t| t.run.as_mut()) {
-        run.cancel = Some((op.clone(), done));
-        run.cancel_flag.store(true, Ordering::SeqCst);
-    }
-    if let Some(r) = w.resources.get_mut(&key)
-        && let Some(p) = r
-            .body
-            .get_mut("properties")
-            .and_then(|p| p.get_mut("lastRunStatus"))
-    {
-        p["runState"] = json!("Canceling");
-    }
-    w.aib.ops.insert(
-        op.clone(),
-        AibOp {
-            id: op.clone(),
-            kind: OpKind::Cancel,
-            template: key,
-            started: SystemTime::now(),
-            end: None,
+    template_action(
+        ctx,
+        (rg, name, id),
+        "cancel/action",
+        |r| run_state_of(r) == "Running",
+        |w, key, knobs| {
+            let op = new_guid();
+            let done = (!knobs.aib.stuck_canceling)
+                .then(|| Instant::now() + ctx.inner.knobs.real(knobs.aib.cancel));
+            if let Some(run) = w.aib.templates.get_mut(key).and_then(|t| t.run.as_mut()) {
+                run.cancel = Some((op.clone(), done));
+                run.cancel_flag.store(true, Ordering::SeqCst);
+            }
+            if let Some(r) = w.resources.get_mut(key)
+                && let Some(p) = r
+                    .body
+                    .get_mut("properties")
+                    .and_then(|p| p.get_mut("lastRunStatus"))
+            {
+                p["runState"] = json!("Canceling");
+            }
+            w.aib.ops.insert(
+                op.clone(),
+                AibOp {
+                    id: op.clone(),
+                    kind: OpKind::Cancel,
+                    template: key.to_string(),
+                    started: SystemTime::now(),
+                    end: None,
+                },
+            );
+            op
         },
-    );
-    drop(w);
-    accepted_both(ctx, &location, &op, &knobs)
+    )
 }
 
 fn run_outputs(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str, one: Option<&str>) -> Response {
@@ -2179,29 +2191,13 @@ fn release_staging(w: &mut World, staging: &Staging, lag: Instant) {
     if !staging.claimed {
         return;
     }
-    let rg = staging.rg.clone();
-    let gone: Vec<String> = w
-        .resources
-        .iter()
-        .filter(|(_, r)| r.group.eq_ignore_ascii_case(&rg))
-        .map(|(k, _)| k.clone())
-        .collect();
-    for k in gone {
-        if let Some(r) = w.resources.remove(&k) {
-            forget_resource(w, &r);
-            w.removed.push((r, lag));
-        }
-    }
     w.azurite_map.remove(&staging.account);
-    let rg_l = rg.to_ascii_lowercase();
     if staging.owned {
-        w.groups.remove(&rg_l);
-        w.assignments.retain(|_, a| {
-            let s = a.scope.to_ascii_lowercase();
-            !(s.contains(&format!("/resourcegroups/{rg_l}/"))
-                || s.ends_with(&format!("/resourcegroups/{rg_l}")))
-        });
-    } else if let Some(g) = w.groups.get_mut(&rg_l)
+        super::delete_group(w, &staging.rg, lag);
+        return;
+    }
+    super::remove_group_resources(w, &staging.rg, lag);
+    if let Some(g) = w.groups.get_mut(&staging.rg.to_ascii_lowercase())
         && let Some(tags) = g.tags.as_object_mut()
     {
         for k in [

@@ -679,6 +679,35 @@ pub(crate) fn not_found_path(ctx: &Ctx<'_>) -> Response {
     )
 }
 
+/// The RBAC action a request on a resource asks for: `read`, `delete`, or `write` for both
+/// `PUT` and `PATCH`; None for a method such a resource does not take.
+pub(crate) fn crud_action(method: &Method) -> Option<&'static str> {
+    Some(match *method {
+        Method::GET => "read",
+        Method::DELETE => "delete",
+        Method::PUT | Method::PATCH => "write",
+        _ => return None,
+    })
+}
+
+/// Shared start of a handler for a resource in a group: 405 for a method it does not take, the
+/// group (which a write needs to exist and not be deleting), then the caller's permission for
+/// `{rtype}/{action}` on `id`. One place so every provider refuses in the same order.
+#[allow(clippy::result_large_err)]
+pub(crate) fn admit(
+    ctx: &Ctx<'_>,
+    rg: &str,
+    rtype: &str,
+    id: &str,
+) -> Result<&'static str, Response> {
+    let Some(action) = crud_action(&ctx.method) else {
+        return Err(method_not_allowed(ctx));
+    };
+    groups::require_group(ctx, rg, action != "read")?;
+    rbac::authorize(ctx, &format!("{rtype}/{action}"), id)?;
+    Ok(action)
+}
+
 pub(crate) fn method_not_allowed(ctx: &Ctx<'_>) -> Response {
     arm_error(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -821,27 +850,7 @@ pub(crate) fn complete(w: &mut World, knobs: &Knobs, id: &str) {
     let effect = op.effect.clone();
     let lag = Instant::now() + knobs.real(knobs.get().list_lag);
     match effect {
-        OpEffect::DeleteGroup(rg) => {
-            let rg_l = rg.to_ascii_lowercase();
-            w.groups.remove(&rg_l);
-            let gone: Vec<String> = w
-                .resources
-                .iter()
-                .filter(|(_, r)| r.group.eq_ignore_ascii_case(&rg))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in gone {
-                if let Some(r) = w.resources.remove(&k) {
-                    forget_resource(w, &r);
-                    w.removed.push((r, lag));
-                }
-            }
-            w.assignments.retain(|_, a| {
-                let s = a.scope.to_ascii_lowercase();
-                !(s.contains(&format!("/resourcegroups/{rg_l}/"))
-                    || s.ends_with(&format!("/resourcegroups/{rg_l}")))
-            });
-        }
+        OpEffect::DeleteGroup(rg) => delete_group(w, &rg, lag),
         OpEffect::RevealResource(rid) => {
             if let Some(r) = w.resources.get_mut(&rid) {
                 r.visible = true;
@@ -861,12 +870,44 @@ pub(crate) fn complete(w: &mut World, knobs: &Knobs, id: &str) {
                 .filter(|k| **k == rid || k.starts_with(&format!("{rid}/")))
                 .cloned()
                 .collect();
-            for k in children {
-                if let Some(r) = w.resources.remove(&k) {
-                    forget_resource(w, &r);
-                    w.removed.push((r, lag));
-                }
-            }
+            remove_resources(w, children, lag);
+        }
+    }
+}
+
+/// Removes a resource group with everything in it and the role assignments scoped to it or
+/// below; shared by a group DELETE and Image Builder's release of a staging group it created, so
+/// both leave the same world behind.
+pub(crate) fn delete_group(w: &mut World, rg: &str, lag: Instant) {
+    let rg_l = rg.to_ascii_lowercase();
+    w.groups.remove(&rg_l);
+    remove_group_resources(w, rg, lag);
+    w.assignments.retain(|_, a| {
+        let s = a.scope.to_ascii_lowercase();
+        !(s.contains(&format!("/resourcegroups/{rg_l}/"))
+            || s.ends_with(&format!("/resourcegroups/{rg_l}")))
+    });
+}
+
+/// Removes every resource in group `rg` (any case) and keeps the group itself; Image Builder
+/// empties a staging group the user gave it this way.
+pub(crate) fn remove_group_resources(w: &mut World, rg: &str, lag: Instant) {
+    let gone: Vec<String> = w
+        .resources
+        .iter()
+        .filter(|(_, r)| r.group.eq_ignore_ascii_case(rg))
+        .map(|(k, _)| k.clone())
+        .collect();
+    remove_resources(w, gone, lag);
+}
+
+/// Removes resources by key with their side records, keeping each in `removed` until `lag` so
+/// lists still show it for as long as ARM's do.
+fn remove_resources(w: &mut World, keys: Vec<String>, lag: Instant) {
+    for k in keys {
+        if let Some(r) = w.resources.remove(&k) {
+            forget_resource(w, &r);
+            w.removed.push((r, lag));
         }
     }
 }

@@ -229,16 +229,7 @@ fn existing_account(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Result<Res
 
 async fn account(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
     let key = id.to_ascii_lowercase();
-    let action = match ctx.method {
-        Method::GET => "read",
-        Method::DELETE => "delete",
-        Method::PUT | Method::PATCH => "write",
-        _ => return super::method_not_allowed(ctx),
-    };
-    if let Err(r) = groups::require_group(ctx, rg, action != "read") {
-        return r;
-    }
-    if let Err(r) = rbac::authorize(ctx, &format!("{TYPE}/{action}"), id) {
+    if let Err(r) = super::admit(ctx, rg, TYPE, id) {
         return r;
     }
     match ctx.method {
@@ -450,11 +441,8 @@ async fn container(
 ) -> Response {
     let id = format!("{account_id}/blobServices/default/containers/{name}");
     let key = id.to_ascii_lowercase();
-    let action = match ctx.method {
-        Method::GET => "read",
-        Method::DELETE => "delete",
-        Method::PUT | Method::PATCH => "write",
-        _ => return super::method_not_allowed(ctx),
+    let Some(action) = super::crud_action(&ctx.method) else {
+        return super::method_not_allowed(ctx);
     };
     let account = match existing_account(ctx, rg, account_name, account_id) {
         Ok(a) => a,
