@@ -112,7 +112,9 @@ impl std::fmt::Display for LroStyle {
     }
 }
 
-mod secs {
+/// Durations as seconds (a float) in knob JSON; the Image Builder knobs use it too, so every
+/// knob duration reads and writes the same way.
+pub(crate) mod secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -202,6 +202,22 @@ fn start_delete(ctx: &Ctx<'_>, w: &mut World, key: String, location: &str) -> Re
     super::lro_delete(ctx, &op, "Microsoft.Compute", location)
 }
 
+/// The body's `location`, which a new gallery or image definition must name; 400
+/// `LocationRequired` otherwise, worded as ARM words it for both.
+#[allow(clippy::result_large_err)]
+fn required_location(body: &Value) -> Result<String, Response> {
+    body.get("location")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            arm_error(
+                StatusCode::BAD_REQUEST,
+                "LocationRequired",
+                "The location property is required for this definition.",
+            )
+        })
+}
+
 /// GET of a gallery or an image definition: the stored resource, or ARM's `ResourceNotFound`
 /// naming its type; one place so both answer alike.
 fn read(ctx: &Ctx<'_>, key: &str, kind: &str, name: &str, rg: &str) -> Response {
@@ -321,16 +337,9 @@ fn gallery_handler(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
                     ),
                 );
             }
-            let Some(location) = body
-                .get("location")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-            else {
-                return arm_error(
-                    StatusCode::BAD_REQUEST,
-                    "LocationRequired",
-                    "The location property is required for this definition.",
-                );
+            let location = match required_location(&body) {
+                Ok(l) => l,
+                Err(r) => return r,
             };
             let mut props = json!({
                 "identifier": {"uniqueName": format!("{}-{}", ctx.sub(), name.to_uppercase())},
@@ -550,16 +559,9 @@ fn image_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, name: &str) 
                 drop(w);
                 return started(ctx, StatusCode::OK, &out, &op, &loc);
             }
-            let Some(location) = body
-                .get("location")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-            else {
-                return arm_error(
-                    StatusCode::BAD_REQUEST,
-                    "LocationRequired",
-                    "The location property is required for this definition.",
-                );
+            let location = match required_location(&body) {
+                Ok(l) => l,
+                Err(r) => return r,
             };
             let tags = body.get("tags").cloned().unwrap_or_else(|| json!({}));
             let res = new_res(ctx, &id, IMAGE_TYPE, (rg, name, &location), tags, props);

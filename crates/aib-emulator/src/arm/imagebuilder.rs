@@ -52,31 +52,31 @@ const TS_URL: &str = "https://aka.ms/azvmimagebuilderts";
 #[serde(default)]
 pub struct AibKnobs {
     /// Template creation: validation, downloads, staging resource group.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::knobs::secs")]
     pub create: Duration,
     /// `Queued` before the build starts.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::knobs::secs")]
     pub queue: Duration,
     /// `Building`: the build VM is created.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::knobs::secs")]
     pub build: Duration,
     /// `Customizing`, per customizer (plus half of it for the hidden generalize step).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::knobs::secs")]
     pub customizer: Duration,
     /// `Optimizing`, when `optimize` is enabled.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::knobs::secs")]
     pub optimize: Duration,
     /// `Validating`, per validator (once for `sourceValidationOnly`).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::knobs::secs")]
     pub validate: Duration,
     /// `Distributing`, per distributor.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::knobs::secs")]
     pub distribute: Duration,
     /// `Canceling` → `Canceled`.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::knobs::secs")]
     pub cancel: Duration,
     /// Template deletion (staging group removal).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::knobs::secs")]
     pub delete: Duration,
     /// Force the next runs to fail in this sub-state (`Building`, `Customizing`, `Optimizing`,
     /// `Validating`, `Distributing`); `None` = no forced failure.
@@ -110,18 +110,6 @@ impl Default for AibKnobs {
             stuck_canceling: false,
             allow_identical_put: false,
         }
-    }
-}
-
-mod secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
     }
 }
 
@@ -371,16 +359,9 @@ fn get(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
         return not_found(rg, name);
     };
     if run_state_of(r) == "Running"
-        && ctx
-            .inner
-            .knobs
-            .fire(Fault::AibInternal, knobs.aib.internal_error_rate)
+        && let Some(e) = injected_internal_error(ctx, &knobs)
     {
-        return arm_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalOperationError",
-            "Internal error occurred while processing the request. Please retry. If the problem persists, contact support.",
-        );
+        return e;
     }
     json_response(StatusCode::OK, &render(r, true))
 }
@@ -1318,6 +1299,22 @@ fn timed_out(limit: f64, op: &str) -> (f64, Plan) {
     )
 }
 
+/// The `aib.internal_error_rate` fault: a read of a running build (the template or its run's
+/// status) sometimes answers 500 `InternalOperationError` without the build failing, as the real
+/// service does; clients must retry the read. Both reads draw from the knob here.
+fn injected_internal_error(ctx: &Ctx<'_>, knobs: &crate::knobs::KnobValues) -> Option<Response> {
+    ctx.inner
+        .knobs
+        .fire(Fault::AibInternal, knobs.aib.internal_error_rate)
+        .then(|| {
+            arm_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalOperationError",
+                "Internal error occurred while processing the request. Please retry. If the problem persists, contact support.",
+            )
+        })
+}
+
 fn human(emulated_secs: f64) -> String {
     let s = emulated_secs.max(0.0) as u64;
     format!("{}m{}s", s / 60, s % 60)
@@ -1634,16 +1631,9 @@ pub(crate) fn operation(ctx: &Ctx<'_>, kind: &str, id: &str) -> Response {
         // Reading the status of a long build sometimes fails without the build failing.
         if op.end.is_none()
             && op.kind == OpKind::Run
-            && ctx
-                .inner
-                .knobs
-                .fire(Fault::AibInternal, knobs.aib.internal_error_rate)
+            && let Some(e) = injected_internal_error(ctx, &knobs)
         {
-            return arm_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalOperationError",
-                "Internal error occurred while processing the request. Please retry. If the problem persists, contact support.",
-            );
+            return e;
         }
         let mut body = json!({"name": op.id.to_uppercase(), "status": "InProgress", "startTime": rfc3339(op.started)});
         return match &op.end {
@@ -1660,15 +1650,7 @@ pub(crate) fn operation(ctx: &Ctx<'_>, kind: &str, id: &str) -> Response {
     }
     match &op.end {
         None => {
-            let url = format!(
-                "{}/{}?{}",
-                ctx.base(),
-                ctx.segs.join("/"),
-                url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(ctx.query.iter())
-                    .finish()
-            );
-            let r = with_header(empty(StatusCode::ACCEPTED), "location", &url);
+            let r = with_header(empty(StatusCode::ACCEPTED), "location", &ctx.request_url());
             with_header(r, "retry-after", &retry)
         }
         Some((status, error, _)) => match (status.as_str(), op.kind) {

@@ -68,6 +68,19 @@ impl Ctx<'_> {
     pub(crate) fn sub(&self) -> &str {
         &self.inner.subscription_id
     }
+
+    /// This request's own URL (query re-encoded), for a `Location` that is polled at the
+    /// address it was read from while the operation runs.
+    pub(crate) fn request_url(&self) -> String {
+        format!(
+            "{}/{}?{}",
+            self.base(),
+            self.segs.join("/"),
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(self.query.iter())
+                .finish()
+        )
+    }
 }
 
 /// Api-versions each provider namespace accepts (lower-case namespace).
@@ -1057,14 +1070,7 @@ fn location_poll(ctx: &Ctx<'_>, id: &str) -> Response {
     };
     if !op.done {
         let mut r = empty(StatusCode::ACCEPTED);
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{}/{}?{}",
-            ctx.base(),
-            ctx.segs.join("/"),
-            url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(ctx.query.iter())
-                .finish()
-        )) {
+        if let Ok(v) = HeaderValue::from_str(&ctx.request_url()) {
             r.headers_mut().insert(http::header::LOCATION, v);
         }
         return retry_after(ctx, r);
