@@ -12,14 +12,7 @@ async fn client_secret_login_issues_scoped_jwt() {
     let emu = emulator(false).await;
     emu.knobs().set_time_scale(120.0);
     let http = client(&emu);
-    let r = token_for(
-        &emu,
-        &http,
-        emu.client_id(),
-        emu.client_secret(),
-        "https://storage.azure.com/.default",
-    )
-    .await;
+    let r = login(&emu, &http, STORAGE_SCOPE).await;
     assert_eq!(r.status(), 200);
     let v = json(r).await;
     // 3600 emulated seconds at 120x = 30 real seconds.
@@ -50,14 +43,7 @@ async fn client_secret_login_issues_scoped_jwt() {
 async fn bad_credentials_get_aadsts_errors() {
     let emu = emulator(false).await;
     let http = client(&emu);
-    let r = token_for(
-        &emu,
-        &http,
-        emu.client_id(),
-        "wrong",
-        "https://management.azure.com/.default",
-    )
-    .await;
+    let r = token_for(&emu, &http, emu.client_id(), "wrong", MGMT_SCOPE).await;
     assert_eq!(r.status(), 401);
     let v = json(r).await;
     assert_eq!(v["error"], "invalid_client");
@@ -67,7 +53,7 @@ async fn bad_credentials_get_aadsts_errors() {
         &http,
         "00000000-0000-0000-0000-000000000001",
         "x",
-        "https://management.azure.com/.default",
+        MGMT_SCOPE,
     )
     .await;
     assert_eq!(r.status(), 400);
@@ -119,40 +105,18 @@ async fn resource_group_lifecycle_follows_arm() {
     let upper = rg
         .replace("resourcegroups", "resourceGroups")
         .replace("rg-one", "RG-ONE");
-    let r = http
-        .head(arm_url(&emu, &upper, RG_API))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("head");
+    let r = bearer_head(&http, &arm_url(&emu, &upper, RG_API), &token).await;
     assert_eq!(r.status(), 204);
 
-    let r = http
-        .delete(arm_url(&emu, &rg, RG_API))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("delete");
+    let r = bearer_delete(&http, &arm_url(&emu, &rg, RG_API), &token).await;
     assert_eq!(r.status(), 202);
     let location = r.headers()["location"].to_str().unwrap_or("").to_string();
     assert!(r.headers().contains_key("retry-after"));
-    let g = json(
-        http.get(arm_url(&emu, &rg, RG_API))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
+    let g = json(bearer_get(&http, &arm_url(&emu, &rg, RG_API), &token).await).await;
     assert_eq!(g["properties"]["provisioningState"], "Deleting");
     let mut polls = 0;
     loop {
-        let r = http
-            .get(&location)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("poll");
+        let r = bearer_get(&http, &location, &token).await;
         polls += 1;
         if r.status() == 404 {
             panic!("{location}: {}", r.text().await.unwrap_or_default());
@@ -165,12 +129,7 @@ async fn resource_group_lifecycle_follows_arm() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(polls >= 2, "the first poll must be answered in progress");
-    let r = http
-        .head(arm_url(&emu, &rg, RG_API))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("head");
+    let r = bearer_head(&http, &arm_url(&emu, &rg, RG_API), &token).await;
     assert_eq!(r.status(), 404);
 }
 
@@ -185,15 +144,10 @@ async fn api_version_is_checked_per_provider() {
         emu.url(),
         emu.subscription_id()
     );
-    let r = http.get(&rg).bearer_auth(&token).send().await.expect("get");
+    let r = bearer_get(&http, &rg, &token).await;
     assert_eq!(r.status(), 400);
     assert_eq!(json(r).await["error"]["code"], "MissingApiVersionParameter");
-    let r = http
-        .get(format!("{rg}?api-version=2099-01-01"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
+    let r = bearer_get(&http, &format!("{rg}?api-version=2099-01-01"), &token).await;
     assert_eq!(r.status(), 400);
     let v = json(r).await;
     assert!(
@@ -207,12 +161,7 @@ async fn api_version_is_checked_per_provider() {
         "/subscriptions/{}/resourceGroups/x/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1",
         emu.subscription_id()
     );
-    let r = http
-        .get(arm_url(&emu, &uami, RG_API))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
+    let r = bearer_get(&http, &arm_url(&emu, &uami, RG_API), &token).await;
     assert_eq!(r.status(), 400);
     assert!(
         json(r).await["error"]["message"]
@@ -269,50 +218,18 @@ async fn expired_token_gets_401_expired() {
     emu.knobs().set_time_scale(60.0);
     let http = client(&emu);
     let token = mgmt_token(&emu, &http).await;
-    let url = arm_url(
-        &emu,
-        &format!("/subscriptions/{}/resourcegroups", emu.subscription_id()),
-        RG_API,
-    );
-    assert_eq!(
-        http.get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("get")
-            .status(),
-        200
-    );
+    let url = groups_url(&emu);
+    assert_eq!(bearer_get(&http, &url, &token).await.status(), 200);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let r = http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
+    let r = bearer_get(&http, &url, &token).await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
     assert_eq!(json(r).await["error"]["code"], "ExpiredAuthenticationToken");
-    let r = http
-        .get(&url)
-        .bearer_auth("not-a-token")
-        .send()
-        .await
-        .expect("get");
+    let r = bearer_get(&http, &url, "not-a-token").await;
     assert_eq!(json(r).await["error"]["code"], "InvalidAuthenticationToken");
-    let storage = token_for(
-        &emu,
-        &http,
-        emu.client_id(),
-        emu.client_secret(),
-        "https://storage.azure.com/.default",
-    )
-    .await;
-    let st = json(storage).await["access_token"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let r = http.get(&url).bearer_auth(&st).send().await.expect("get");
+    let storage = login(&emu, &http, STORAGE_SCOPE).await;
+    let st = field(storage, "access_token").await;
+    let r = bearer_get(&http, &url, &st).await;
     assert_eq!(
         json(r).await["error"]["code"],
         "InvalidAuthenticationTokenAudience"
@@ -327,17 +244,8 @@ async fn throttle_knob_answers_429_with_retry_after() {
     let token = mgmt_token(&emu, &http).await;
     emu.knobs().set_throttle_rate(1.0, 7);
     emu.clear_requests();
-    let url = arm_url(
-        &emu,
-        &format!("/subscriptions/{}/resourcegroups", emu.subscription_id()),
-        RG_API,
-    );
-    let r = http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
+    let url = groups_url(&emu);
+    let r = bearer_get(&http, &url, &token).await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "7");
     assert_eq!(json(r).await["error"]["code"], "TooManyRequests");
@@ -347,15 +255,7 @@ async fn throttle_knob_answers_429_with_retry_after() {
     assert_eq!(log[0].retry_after, Some(7));
     assert_eq!(log[0].principal.as_deref(), Some(emu.object_id()));
     emu.knobs().set_throttle_rate(0.0, 1);
-    assert_eq!(
-        http.get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("get")
-            .status(),
-        200
-    );
+    assert_eq!(bearer_get(&http, &url, &token).await.status(), 200);
 }
 
 /// Lists are paged with an absolute nextLink carrying $skipToken.
@@ -370,31 +270,20 @@ async fn lists_page_with_absolute_next_link() {
             "/subscriptions/{}/resourcegroups/rg-{i}",
             emu.subscription_id()
         );
-        let r = http
-            .put(arm_url(&emu, &rg, RG_API))
-            .bearer_auth(&token)
-            .json(&json!({"location": "eastus"}))
-            .send()
-            .await
-            .expect("put");
+        let r = bearer_put(
+            &http,
+            &arm_url(&emu, &rg, RG_API),
+            &token,
+            json!({"location": "eastus"}),
+        )
+        .await;
         assert_eq!(r.status(), 201);
     }
-    let mut url = arm_url(
-        &emu,
-        &format!("/subscriptions/{}/resourcegroups", emu.subscription_id()),
-        RG_API,
-    );
+    let mut url = groups_url(&emu);
     let mut names = Vec::new();
     let mut pages = 0;
     loop {
-        let v = json(
-            http.get(&url)
-                .bearer_auth(&token)
-                .send()
-                .await
-                .expect("list"),
-        )
-        .await;
+        let v = json(bearer_get(&http, &url, &token).await).await;
         pages += 1;
         for item in v["value"].as_array().cloned().unwrap_or_default() {
             names.push(item["name"].as_str().unwrap_or("").to_string());
@@ -422,21 +311,12 @@ async fn drop_knob_closes_connections_without_answer() {
     let token = mgmt_token(&emu, &http).await;
     emu.knobs().set_drop_rate(1.0);
     emu.clear_requests();
-    let url = arm_url(
-        &emu,
-        &format!("/subscriptions/{}/resourcegroups", emu.subscription_id()),
-        RG_API,
-    );
+    let url = groups_url(&emu);
     let r = http.get(&url).bearer_auth(&token).send().await;
     assert!(r.is_err(), "a dropped connection gives no HTTP answer");
     assert!(emu.requests().iter().all(|r| r.status == 0));
     emu.knobs().set_drop_rate(0.0);
-    let r = http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
+    let r = bearer_get(&http, &url, &token).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -447,17 +327,8 @@ async fn server_error_knob_answers_5xx_in_arm_shape() {
     let http = client(&emu);
     let token = mgmt_token(&emu, &http).await;
     emu.knobs().set_server_error_rate(1.0);
-    let url = arm_url(
-        &emu,
-        &format!("/subscriptions/{}/resourcegroups", emu.subscription_id()),
-        RG_API,
-    );
-    let r = http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
+    let url = groups_url(&emu);
+    let r = bearer_get(&http, &url, &token).await;
     assert!(r.status() == 500 || r.status() == 503, "{}", r.status());
     assert!(json(r).await["error"]["code"].is_string());
 }
@@ -468,40 +339,16 @@ async fn early_retries_flags_clients_that_ignore_retry_after() {
     let emu = emulator(false).await;
     let http = client(&emu);
     let token = mgmt_token(&emu, &http).await;
-    let url = arm_url(
-        &emu,
-        &format!("/subscriptions/{}/resourcegroups", emu.subscription_id()),
-        RG_API,
-    );
+    let url = groups_url(&emu);
     emu.knobs().set_throttle_rate(1.0, 1);
     emu.clear_requests();
-    let _ = http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
-    let _ = http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
+    let _ = bearer_get(&http, &url, &token).await;
+    let _ = bearer_get(&http, &url, &token).await;
     assert_eq!(emu.early_retries().len(), 1, "an immediate retry is early");
     emu.clear_requests();
-    let _ = http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
+    let _ = bearer_get(&http, &url, &token).await;
     tokio::time::sleep(Duration::from_millis(1050)).await;
-    let _ = http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
+    let _ = bearer_get(&http, &url, &token).await;
     assert!(
         emu.early_retries().is_empty(),
         "waiting Retry-After is fine"
@@ -518,36 +365,8 @@ async fn federated_credential_can_be_added_to_another_client() {
     let (issuer, subject) = emu.github_subject();
     assert!(emu.add_federated_credential(other, issuer, subject));
     assert!(!emu.add_federated_credential("unknown", issuer, subject));
-    let (url, request_token) = emu.github_oidc();
-    let r = http
-        .get(format!("{url}&audience=api://AzureADTokenExchange"))
-        .header("Authorization", format!("bearer {request_token}"))
-        .send()
-        .await
-        .expect("id token");
-    let assertion = json(r).await["value"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let r = http
-        .post(format!(
-            "{}{}/oauth2/v2.0/token",
-            emu.url(),
-            emu.tenant_id()
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", other),
-            ("scope", "https://management.azure.com/.default"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", assertion.as_str()),
-        ])
-        .send()
-        .await
-        .expect("token");
+    let assertion = github_assertion(&emu, &http).await;
+    let r = exchange(&emu, &http, other, &assertion).await;
     assert_eq!(r.status(), 200);
 }
 

@@ -134,10 +134,10 @@ async fn version_lifecycle_with_replication_status() {
         assert_eq!(a.status, 400, "version name {bad}");
     }
     // Slow the clock down so the version is observed while it replicates.
-    let mut k = env.emu.knobs().get();
-    k.time_scale = 10.0;
-    k.lro_duration = Duration::from_secs(20);
-    env.emu.knobs().set(k);
+    env.tune(|k| {
+        k.time_scale = 10.0;
+        k.lro_duration = Duration::from_secs(20);
+    });
     let a = env
         .put(&format!("{iid}/versions/1.0.0"), COMPUTE_API, body.clone())
         .await;

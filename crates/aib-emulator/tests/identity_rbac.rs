@@ -3,17 +3,8 @@
 mod common;
 
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
-
-async fn put(http: &reqwest::Client, url: &str, token: &str, body: Value) -> reqwest::Response {
-    http.put(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("put")
-}
 
 /// A new identity's principal is unknown to role assignments for a while (PrincipalNotFound),
 /// unless principalType ServicePrincipal is sent; duplicates and changed reuse conflict.
@@ -27,7 +18,7 @@ async fn role_assignment_follows_principal_window_and_conflict_rules() {
     let sub = emu.subscription_id().to_string();
     let rg = format!("/subscriptions/{sub}/resourceGroups/rg-id");
     assert_eq!(
-        put(
+        bearer_put(
             &http,
             &arm_url(&emu, &rg, RG_API),
             &token,
@@ -38,7 +29,7 @@ async fn role_assignment_follows_principal_window_and_conflict_rules() {
         201
     );
     let id_path = format!("{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib-id");
-    let r = put(
+    let r = bearer_put(
         &http,
         &arm_url(&emu, &id_path, MSI_API),
         &token,
@@ -70,7 +61,7 @@ async fn role_assignment_follows_principal_window_and_conflict_rules() {
             AUTHZ_API,
         )
     };
-    let r = put(
+    let r = bearer_put(
         &http,
         &ra(name1),
         &token,
@@ -88,17 +79,17 @@ async fn role_assignment_follows_principal_window_and_conflict_rules() {
     );
 
     let body = json!({"properties": {"roleDefinitionId": reader, "principalId": principal, "principalType": "ServicePrincipal"}});
-    let r = put(&http, &ra(name1), &token, body.clone()).await;
+    let r = bearer_put(&http, &ra(name1), &token, body.clone()).await;
     assert_eq!(r.status(), 201);
     // Same name, same content: idempotent.
     assert!(
-        put(&http, &ra(name1), &token, body.clone())
+        bearer_put(&http, &ra(name1), &token, body.clone())
             .await
             .status()
             .is_success()
     );
     // Same triple, another name.
-    let r = put(
+    let r = bearer_put(
         &http,
         &ra("22222222-2222-2222-2222-222222222222"),
         &token,
@@ -112,14 +103,14 @@ async fn role_assignment_follows_principal_window_and_conflict_rules() {
         "acdd72a7-3385-48ef-bd42-f606fba81ae7",
         "b24988ac-6180-42a0-ab88-20f7382dd24c",
     );
-    let r = put(&http, &ra(name1), &token, json!({"properties": {"roleDefinitionId": contributor, "principalId": principal, "principalType": "ServicePrincipal"}})).await;
+    let r = bearer_put(&http, &ra(name1), &token, json!({"properties": {"roleDefinitionId": contributor, "principalId": principal, "principalType": "ServicePrincipal"}})).await;
     assert_eq!(r.status(), 409);
     assert_eq!(
         json(r).await["error"]["code"],
         "RoleAssignmentUpdateNotPermitted"
     );
     // Not a GUID.
-    let r = put(
+    let r = bearer_put(
         &http,
         &ra("not-a-guid"),
         &token,
@@ -129,14 +120,15 @@ async fn role_assignment_follows_principal_window_and_conflict_rules() {
     assert_eq!(r.status(), 400);
     // Listing with atScope() sees it; DELETE answers 200 then 204.
     let list = json(
-        http.get(format!(
-            "{}&$filter=atScope()",
-            ra("").replace("/roleAssignments/?", "/roleAssignments?")
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("list"),
+        bearer_get(
+            &http,
+            &format!(
+                "{}&$filter=atScope()",
+                ra("").replace("/roleAssignments/?", "/roleAssignments?")
+            ),
+            &token,
+        )
+        .await,
     )
     .await;
     assert!(
@@ -145,24 +137,8 @@ async fn role_assignment_follows_principal_window_and_conflict_rules() {
             .is_some_and(|a| a.iter().any(|x| x["name"] == name1)),
         "{list}"
     );
-    assert_eq!(
-        http.delete(ra(name1))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("del")
-            .status(),
-        200
-    );
-    assert_eq!(
-        http.delete(ra(name1))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("del")
-            .status(),
-        204
-    );
+    assert_eq!(bearer_delete(&http, &ra(name1), &token).await.status(), 200);
+    assert_eq!(bearer_delete(&http, &ra(name1), &token).await.status(), 204);
 }
 
 /// A principal without a role gets 403 AuthorizationFailed naming principal, action and scope;
@@ -181,20 +157,17 @@ async fn rbac_is_enforced_with_propagation_delay() {
         &http,
         "33333333-3333-3333-3333-333333333333",
         "s3cret",
-        "https://management.azure.com/.default",
+        MGMT_SCOPE,
     )
     .await;
-    let token = json(r).await["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let token = field(r, "access_token").await;
     let sub = emu.subscription_id().to_string();
     let rg = arm_url(
         &emu,
         &format!("/subscriptions/{sub}/resourceGroups/rg-x"),
         RG_API,
     );
-    let r = put(&http, &rg, &token, json!({"location": "eastus"})).await;
+    let r = bearer_put(&http, &rg, &token, json!({"location": "eastus"})).await;
     assert_eq!(r.status(), 403);
     let msg = json(r).await["error"].clone();
     assert_eq!(msg["code"], "AuthorizationFailed");
@@ -213,23 +186,23 @@ async fn rbac_is_enforced_with_propagation_delay() {
         ),
         AUTHZ_API,
     );
-    let r = put(&http, &ra, &owner, json!({"properties": {"roleDefinitionId": format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"), "principalId": oid, "principalType": "ServicePrincipal"}})).await;
+    let r = bearer_put(&http, &ra, &owner, json!({"properties": {"roleDefinitionId": format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"), "principalId": oid, "principalType": "ServicePrincipal"}})).await;
     assert_eq!(r.status(), 201);
     assert_eq!(
-        put(&http, &rg, &token, json!({"location": "eastus"}))
+        bearer_put(&http, &rg, &token, json!({"location": "eastus"}))
             .await
             .status(),
         403
     );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(
-        put(&http, &rg, &token, json!({"location": "eastus"}))
+        bearer_put(&http, &rg, &token, json!({"location": "eastus"}))
             .await
             .status(),
         201
     );
     // Contributor may not write role assignments.
-    let r = put(&http, &ra.replace("44444444", "55555555"), &token, json!({"properties": {"roleDefinitionId": format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"), "principalId": oid}})).await;
+    let r = bearer_put(&http, &ra.replace("44444444", "55555555"), &token, json!({"properties": {"roleDefinitionId": format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"), "principalId": oid}})).await;
     assert_eq!(r.status(), 403);
 }
 
@@ -263,11 +236,12 @@ async fn role_definitions_builtin_and_custom() {
         ),
     ] {
         let v = json(
-            http.get(arm_url(&emu, &format!("{defs}/{guid}"), AUTHZ_API))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .expect("get"),
+            bearer_get(
+                &http,
+                &arm_url(&emu, &format!("{defs}/{guid}"), AUTHZ_API),
+                &token,
+            )
+            .await,
         )
         .await;
         assert_eq!(v["properties"]["roleName"], name);
@@ -275,7 +249,7 @@ async fn role_definitions_builtin_and_custom() {
     let custom = format!("{defs}/66666666-6666-6666-6666-666666666666");
     let body = json!({"properties": {"roleName": "AIB image writer", "type": "CustomRole", "permissions": [{"actions": ["Microsoft.Compute/galleries/read"], "notActions": [], "dataActions": [], "notDataActions": []}], "assignableScopes": [format!("/subscriptions/{sub}")]}});
     assert_eq!(
-        put(
+        bearer_put(
             &http,
             &arm_url(&emu, &custom, AUTHZ_API),
             &token,
@@ -285,7 +259,7 @@ async fn role_definitions_builtin_and_custom() {
         .status(),
         201
     );
-    let clash = put(
+    let clash = bearer_put(
         &http,
         &arm_url(
             &emu,
@@ -298,32 +272,27 @@ async fn role_definitions_builtin_and_custom() {
     .await;
     assert_eq!(clash.status(), 409);
     let list = json(
-        http.get(format!(
-            "{}&$filter=roleName%20eq%20'AIB%20image%20writer'",
-            arm_url(&emu, &defs, AUTHZ_API)
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("list"),
+        bearer_get(
+            &http,
+            &format!(
+                "{}&$filter=roleName%20eq%20'AIB%20image%20writer'",
+                arm_url(&emu, &defs, AUTHZ_API)
+            ),
+            &token,
+        )
+        .await,
     )
     .await;
     assert_eq!(list["value"].as_array().map(Vec::len), Some(1));
     assert_eq!(
-        http.delete(arm_url(&emu, &custom, AUTHZ_API))
-            .bearer_auth(&token)
-            .send()
+        bearer_delete(&http, &arm_url(&emu, &custom, AUTHZ_API), &token)
             .await
-            .expect("del")
             .status(),
         200
     );
     assert_eq!(
-        http.get(arm_url(&emu, &custom, AUTHZ_API))
-            .bearer_auth(&token)
-            .send()
+        bearer_get(&http, &arm_url(&emu, &custom, AUTHZ_API), &token)
             .await
-            .expect("get")
             .status(),
         404
     );

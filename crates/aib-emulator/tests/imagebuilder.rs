@@ -47,6 +47,15 @@ fn template(uai: &str, def: &str, customize: Value) -> Value {
     })
 }
 
+/// A template whose only customizer is one inline shell command.
+fn shell_template(uai: &str, def: &str, name: &str, command: &str) -> Value {
+    template(
+        uai,
+        def,
+        json!([{"type": "Shell", "name": name, "inline": [command]}]),
+    )
+}
+
 fn tpl_path(env: &Env, name: &str) -> String {
     format!(
         "{}/providers/Microsoft.VirtualMachineImages/imageTemplates/{name}",
@@ -79,6 +88,13 @@ async fn start_run(env: &Env, name: &str) -> String {
     assert!(a.header("retry-after").is_some(), "run answers Retry-After");
     a.header("azure-asyncoperation")
         .expect("Azure-AsyncOperation")
+}
+
+/// Creates a template (which must succeed) and starts its run; returns the run's
+/// Azure-AsyncOperation URL.
+async fn create_and_run(env: &Env, name: &str, body: Value) -> String {
+    assert_eq!(create(env, name, body).await["status"], "Succeeded");
+    start_run(env, name).await
 }
 
 /// The staging account's blob endpoint, found as a client would: list the staging group's
@@ -127,11 +143,7 @@ async fn log_of(env: &Env, name: &str, op_message: &str) -> String {
 async fn template_put_is_validated_strictly() {
     let env = start(false).await;
     let (uai, _, def) = setup(&env).await;
-    let good = template(
-        &uai,
-        &def,
-        json!([{"type": "Shell", "name": "hi", "inline": ["echo hi"]}]),
-    );
+    let good = shell_template(&uai, &def, "hi", "echo hi");
     let cases: Vec<(Value, &str, &str)> = vec![
         (
             {
@@ -313,14 +325,14 @@ async fn build_runs_through_sub_states_and_publishes_a_version() {
     assert_eq!(patched.body["tags"]["env"], "patched");
 
     // Slow the clock so every sub-state lasts about a real second, even on a busy machine.
-    let mut k = env.emu.knobs().get();
-    let defaults = k.aib.clone();
-    k.time_scale = 150.0;
-    k.aib.queue = Duration::from_secs(150);
-    k.aib.build = Duration::from_secs(150);
-    k.aib.customizer = Duration::from_secs(60);
-    k.aib.distribute = Duration::from_secs(150);
-    env.emu.knobs().set(k);
+    let defaults = env.emu.knobs().get().aib;
+    env.tune(|k| {
+        k.time_scale = 150.0;
+        k.aib.queue = Duration::from_secs(150);
+        k.aib.build = Duration::from_secs(150);
+        k.aib.customizer = Duration::from_secs(60);
+        k.aib.distribute = Duration::from_secs(150);
+    });
     let aao = start_run(&env, "it-good").await;
     let again = env
         .post(&format!("{}/run", tpl_path(&env, "it-good")), AIB_API)
@@ -448,10 +460,10 @@ async fn build_runs_through_sub_states_and_publishes_a_version() {
     assert!(text.contains("(telemetry) Finalizing."));
 
     // A second run publishes the next patch under major 1.
-    k = env.emu.knobs().get();
-    k.time_scale = 600.0;
-    k.aib = defaults;
-    env.emu.knobs().set(k);
+    env.tune(|k| {
+        k.time_scale = 600.0;
+        k.aib = defaults;
+    });
     let aao = start_run(&env, "it-good").await;
     assert_eq!(
         env.wait_status(&aao, Duration::from_secs(30)).await["status"],
@@ -525,12 +537,9 @@ async fn build_runs_through_sub_states_and_publishes_a_version() {
 }
 
 async fn list_blobs(env: &Env, url: &str) -> Option<String> {
-    let t = token(&env.emu, &env.http, "https://storage.azure.com/.default").await;
     let r = env
-        .http
-        .get(url)
-        .bearer_auth(t)
-        .header("x-ms-version", "2025-01-05")
+        .blob_request(reqwest::Method::GET, url)
+        .await
         .send()
         .await
         .ok()?;
@@ -703,8 +712,7 @@ async fn inline_exit_code_fails_the_build_with_its_log() {
         json!([{"type": "PowerShell", "name": "reboot-needed", "inline": ["exit 3010"], "validExitCodes": [0, 3010]}]),
     );
     body["properties"]["distribute"][0]["versioning"] = json!({"scheme": "Latest", "major": 2});
-    assert_eq!(create(&env, "it-ps", body).await["status"], "Succeeded");
-    let aao = start_run(&env, "it-ps").await;
+    let aao = create_and_run(&env, "it-ps", body).await;
     assert_eq!(
         env.wait_status(&aao, Duration::from_secs(30)).await["status"],
         "Succeeded"
@@ -717,17 +725,10 @@ async fn inline_exit_code_fails_the_build_with_its_log() {
 async fn timeout_and_distribution_failures() {
     let env = start(false).await;
     let (uai, _, def) = setup(&env).await;
-    let mut k = env.emu.knobs().get();
-    k.aib.customizer = Duration::from_secs(3600);
-    env.emu.knobs().set(k.clone());
-    let mut body = template(
-        &uai,
-        &def,
-        json!([{"type": "Shell", "name": "slow", "inline": ["sleep 3600"]}]),
-    );
+    env.tune(|k| k.aib.customizer = Duration::from_secs(3600));
+    let mut body = shell_template(&uai, &def, "slow", "sleep 3600");
     body["properties"]["buildTimeoutInMinutes"] = json!(30);
-    assert_eq!(create(&env, "it-slow", body).await["status"], "Succeeded");
-    let aao = start_run(&env, "it-slow").await;
+    let aao = create_and_run(&env, "it-slow", body).await;
     let st = env.wait_status(&aao, Duration::from_secs(30)).await;
     assert_eq!(st["status"], "Failed");
     assert!(
@@ -742,8 +743,7 @@ async fn timeout_and_distribution_failures() {
         t.body["properties"]["lastRunStatus"]["runSubState"],
         "Customizing"
     );
-    k.aib.customizer = Duration::from_secs(60);
-    env.emu.knobs().set(k);
+    env.tune(|k| k.aib.customizer = Duration::from_secs(60));
 
     let mut body = template(&uai, &def, json!([]));
     body["properties"]["distribute"][0]["galleryImageId"] = json!(format!(
@@ -813,18 +813,13 @@ async fn timeout_and_distribution_failures() {
 async fn cancel_a_long_build() {
     let env = start(false).await;
     let (uai, _, def) = setup(&env).await;
-    let mut k = env.emu.knobs().get();
-    k.aib.customizer = Duration::from_secs(36000);
-    k.aib.cancel = Duration::from_secs(300);
-    env.emu.knobs().set(k);
-    let mut body = template(
-        &uai,
-        &def,
-        json!([{"type": "Shell", "name": "long", "inline": ["sleep 36000"]}]),
-    );
+    env.tune(|k| {
+        k.aib.customizer = Duration::from_secs(36000);
+        k.aib.cancel = Duration::from_secs(300);
+    });
+    let mut body = shell_template(&uai, &def, "long", "sleep 36000");
     body["properties"]["buildTimeoutInMinutes"] = json!(960);
-    assert_eq!(create(&env, "it-long", body).await["status"], "Succeeded");
-    let run_aao = start_run(&env, "it-long").await;
+    let run_aao = create_and_run(&env, "it-long", body).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let c = env
         .post(&format!("{}/cancel", tpl_path(&env, "it-long")), AIB_API)
@@ -879,9 +874,7 @@ async fn knobs_force_failures_and_partial_success() {
         create(&env, "it-knobs", template(&uai, &def, json!([]))).await["status"],
         "Succeeded"
     );
-    let mut k = env.emu.knobs().get();
-    k.aib.fail_in = Some("Building".into());
-    env.emu.knobs().set(k.clone());
+    env.tune(|k| k.aib.fail_in = Some("Building".into()));
     let st = env
         .wait_status(&start_run(&env, "it-knobs").await, Duration::from_secs(30))
         .await;
@@ -892,11 +885,12 @@ async fn knobs_force_failures_and_partial_success() {
         "Building"
     );
 
-    k.aib.fail_in = None;
-    k.aib.partially_succeed = true;
-    k.aib.internal_error_rate = 0.5;
-    k.aib.distribute = Duration::from_secs(1200);
-    env.emu.knobs().set(k);
+    env.tune(|k| {
+        k.aib.fail_in = None;
+        k.aib.partially_succeed = true;
+        k.aib.internal_error_rate = 0.5;
+        k.aib.distribute = Duration::from_secs(1200);
+    });
     let aao = start_run(&env, "it-knobs").await;
     let mut errors = 0;
     for _ in 0..40 {
@@ -926,9 +920,7 @@ async fn knobs_force_failures_and_partial_success() {
 async fn delete_while_creating_is_not_allowed() {
     let env = start(false).await;
     let (uai, _, def) = setup(&env).await;
-    let mut k = env.emu.knobs().get();
-    k.aib.create = Duration::from_secs(6000);
-    env.emu.knobs().set(k);
+    env.tune(|k| k.aib.create = Duration::from_secs(6000));
     let a = env
         .put(
             &tpl_path(&env, "it-new"),
@@ -1269,17 +1261,12 @@ async fn build_vm_is_cleaned_up_unless_error_handling_aborts() {
 async fn stuck_canceling_knob_keeps_the_run_canceling() {
     let env = start(false).await;
     let (uai, _, def) = setup(&env).await;
-    let mut k = env.emu.knobs().get();
-    k.aib.customizer = Duration::from_secs(36000);
-    k.aib.stuck_canceling = true;
-    env.emu.knobs().set(k);
-    let body = template(
-        &uai,
-        &def,
-        json!([{"type": "Shell", "name": "long", "inline": ["sleep 1"]}]),
-    );
-    assert_eq!(create(&env, "it-stuck", body).await["status"], "Succeeded");
-    start_run(&env, "it-stuck").await;
+    env.tune(|k| {
+        k.aib.customizer = Duration::from_secs(36000);
+        k.aib.stuck_canceling = true;
+    });
+    let body = shell_template(&uai, &def, "long", "sleep 1");
+    create_and_run(&env, "it-stuck", body).await;
     let c = env
         .post(&format!("{}/cancel", tpl_path(&env, "it-stuck")), AIB_API)
         .await;
@@ -1330,31 +1317,23 @@ async fn watch(env: &Env, name: &str) -> (Vec<String>, String) {
 async fn optimize_and_validate_phases() {
     let env = start(false).await;
     let (uai, _, def) = setup(&env).await;
-    let mut k = env.emu.knobs().get();
-    k.time_scale = 150.0;
-    for d in [
-        &mut k.aib.queue,
-        &mut k.aib.build,
-        &mut k.aib.optimize,
-        &mut k.aib.validate,
-        &mut k.aib.distribute,
-    ] {
-        *d = Duration::from_secs(120);
-    }
-    k.aib.customizer = Duration::from_secs(60);
-    env.emu.knobs().set(k);
-    let mut body = template(
-        &uai,
-        &def,
-        json!([{"type": "Shell", "name": "a", "inline": ["echo a"]}]),
-    );
+    env.tune(|k| {
+        k.time_scale = 150.0;
+        for d in [
+            &mut k.aib.queue,
+            &mut k.aib.build,
+            &mut k.aib.optimize,
+            &mut k.aib.validate,
+            &mut k.aib.distribute,
+        ] {
+            *d = Duration::from_secs(120);
+        }
+        k.aib.customizer = Duration::from_secs(60);
+    });
+    let mut body = shell_template(&uai, &def, "a", "echo a");
     body["properties"]["optimize"] = json!({"vmBoot": {"state": "Enabled"}});
     body["properties"]["validate"] = json!({"inVMValidations": [{"type": "Shell", "name": "check", "inline": ["test -f /etc/os-release"]}]});
-    assert_eq!(
-        create(&env, "it-full", body.clone()).await["status"],
-        "Succeeded"
-    );
-    start_run(&env, "it-full").await;
+    create_and_run(&env, "it-full", body.clone()).await;
     let (seen, state) = watch(&env, "it-full").await;
     assert_eq!(
         seen,
@@ -1369,15 +1348,9 @@ async fn optimize_and_validate_phases() {
     );
     assert_eq!(state, "Succeeded");
 
-    let mut k = env.emu.knobs().get();
-    k.time_scale = 600.0;
-    env.emu.knobs().set(k);
+    env.tune(|k| k.time_scale = 600.0);
     body["properties"]["validate"]["inVMValidations"][0]["inline"] = json!(["exit 1"]);
-    assert_eq!(
-        create(&env, "it-badcheck", body.clone()).await["status"],
-        "Succeeded"
-    );
-    start_run(&env, "it-badcheck").await;
+    create_and_run(&env, "it-badcheck", body.clone()).await;
     let (seen, state) = watch(&env, "it-badcheck").await;
     assert_eq!(state, "Failed");
     assert_eq!(seen.last().map(String::as_str), Some("Validating"));
@@ -1390,11 +1363,7 @@ async fn optimize_and_validate_phases() {
     assert_eq!(outs.body["value"], json!([]), "nothing distributed");
 
     body["properties"]["validate"]["continueDistributeOnFailure"] = json!(true);
-    assert_eq!(
-        create(&env, "it-badcheck-go", body).await["status"],
-        "Succeeded"
-    );
-    start_run(&env, "it-badcheck-go").await;
+    create_and_run(&env, "it-badcheck-go", body).await;
     let (_, state) = watch(&env, "it-badcheck-go").await;
     assert_eq!(state, "Failed", "validation failure fails the run");
     let outs = env
@@ -1496,11 +1465,7 @@ async fn shared_image_version_source_is_resolved() {
 async fn failing_validator_writes_validation_log() {
     let env = start(true).await;
     let (uai, _, def) = setup(&env).await;
-    let mut body = template(
-        &uai,
-        &def,
-        json!([{"type": "Shell", "name": "a", "inline": ["echo a"]}]),
-    );
+    let mut body = shell_template(&uai, &def, "a", "echo a");
     body["properties"]["validate"] = json!({"inVMValidations": [
         {"type": "Shell", "name": "check-agent", "inline": ["systemctl is-active agent", "exit 3"]}]});
     assert_eq!(create(&env, "it-vlog", body).await["status"], "Succeeded");

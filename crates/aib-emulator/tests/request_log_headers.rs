@@ -16,11 +16,7 @@ async fn identifying_headers_are_logged_and_secrets_are_not() {
     let http = client(&emu);
     let token = mgmt_token(&emu, &http).await;
     emu.clear_requests();
-    let url = arm_url(
-        &emu,
-        &format!("/subscriptions/{}/resourcegroups", emu.subscription_id()),
-        RG_API,
-    );
+    let url = groups_url(&emu);
     let r = http
         .get(&url)
         .bearer_auth(&token)
@@ -31,19 +27,12 @@ async fn identifying_headers_are_logged_and_secrets_are_not() {
         .await
         .expect("list");
     assert_eq!(r.status(), 200);
-    let r = http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("list");
+    let r = bearer_get(&http, &url, &token).await;
     assert_eq!(r.status(), 200);
     assert!(r.headers().contains_key("x-ms-correlation-request-id"));
-    let (endpoint, identity_header) = emu.managed_identity();
+    let (mi_url, identity_header) = managed_identity_url(&emu);
     let r = http
-        .get(format!(
-            "{endpoint}?api-version=2019-08-01&resource=https://management.azure.com"
-        ))
+        .get(mi_url)
         .header("x-identity-header", &identity_header)
         .header("user-agent", "msi-client")
         .send()

@@ -21,11 +21,8 @@ async fn storage_token(
     id: &str,
     secret: &str,
 ) -> String {
-    let r = token_for(emu, http, id, secret, "https://storage.azure.com/.default").await;
-    json(r).await["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    let r = token_for(emu, http, id, secret, STORAGE_SCOPE).await;
+    field(r, "access_token").await
 }
 
 /// Account PUT is 202 + empty body + Location, invisible until done; then containers and blobs
@@ -38,67 +35,42 @@ async fn storage_account_container_and_blob_round_trip() {
     let token = mgmt_token(&emu, &http).await;
     let sub = emu.subscription_id().to_string();
     let rg = format!("/subscriptions/{sub}/resourceGroups/rg-st");
-    let r = http
-        .put(arm_url(&emu, &rg, RG_API))
-        .bearer_auth(&token)
-        .json(&json!({"location": "eastus"}))
-        .send()
-        .await
-        .expect("rg");
+    let r = bearer_put(
+        &http,
+        &arm_url(&emu, &rg, RG_API),
+        &token,
+        json!({"location": "eastus"}),
+    )
+    .await;
     assert_eq!(r.status(), 201);
 
     let acct = format!("{rg}/providers/Microsoft.Storage/storageAccounts/aibtest01");
     let body = json!({"location": "eastus", "sku": {"name": "Standard_LRS"}, "kind": "StorageV2",
         "properties": {"allowBlobPublicAccess": false, "minimumTlsVersion": "TLS1_2", "allowSharedKeyAccess": false}});
-    let bad = http
-        .put(arm_url(
-            &emu,
-            &acct.replace("aibtest01", "Bad_Name"),
-            STORAGE_API,
-        ))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect("put");
+    // PUTs the account body under another account name.
+    let put_account = |name: &str| {
+        let url = arm_url(&emu, &acct.replace("aibtest01", name), STORAGE_API);
+        let (http, token, body) = (&http, &token, body.clone());
+        async move { bearer_put(http, &url, token, body).await }
+    };
+    let bad = put_account("Bad_Name").await;
     assert_eq!(bad.status(), 400);
     assert_eq!(json(bad).await["error"]["code"], "AccountNameInvalid");
-    let taken = http
-        .put(arm_url(
-            &emu,
-            &acct.replace("aibtest01", "storage"),
-            STORAGE_API,
-        ))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect("put");
+    let taken = put_account("storage").await;
     assert_eq!(taken.status(), 409);
     assert_eq!(
         json(taken).await["error"]["code"],
         "StorageAccountAlreadyTaken"
     );
 
-    let r = http
-        .put(arm_url(&emu, &acct, STORAGE_API))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect("put");
+    let r = put_account("aibtest01").await;
     assert_eq!(r.status(), 202);
     let location = r.headers()["location"]
         .to_str()
         .unwrap_or_default()
         .to_string();
     assert!(r.text().await.unwrap_or_default().is_empty());
-    let r = http
-        .get(arm_url(&emu, &acct, STORAGE_API))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
+    let r = bearer_get(&http, &arm_url(&emu, &acct, STORAGE_API), &token).await;
     assert_eq!(r.status(), 404, "not visible while creating");
     let check = json(
         http.post(arm_url(
@@ -116,12 +88,7 @@ async fn storage_account_container_and_blob_round_trip() {
     assert_eq!(check["nameAvailable"], false);
     assert_eq!(check["reason"], "AlreadyExists");
     let account: Value = loop {
-        let r = http
-            .get(&location)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("poll");
+        let r = bearer_get(&http, &location, &token).await;
         if r.status() == 200 {
             break json(r).await;
         }
@@ -138,13 +105,13 @@ async fn storage_account_container_and_blob_round_trip() {
     assert_eq!(blob_endpoint, format!("{}aibtest01/", emu.blob_url()));
 
     let container = format!("{acct}/blobServices/default/containers/scripts");
-    let r = http
-        .put(arm_url(&emu, &container, STORAGE_API))
-        .bearer_auth(&token)
-        .json(&json!({"properties": {"publicAccess": "None"}}))
-        .send()
-        .await
-        .expect("container");
+    let r = bearer_put(
+        &http,
+        &arm_url(&emu, &container, STORAGE_API),
+        &token,
+        json!({"properties": {"publicAccess": "None"}}),
+    )
+    .await;
     assert_eq!(r.status(), 201);
 
     // Owner of the subscription is not a data role.
@@ -175,45 +142,34 @@ async fn storage_account_container_and_blob_round_trip() {
     let ra = format!(
         "{acct}/providers/Microsoft.Authorization/roleAssignments/88888888-8888-8888-8888-888888888888"
     );
-    let r = http.put(arm_url(&emu, &ra, AUTHZ_API)).bearer_auth(&token).json(&json!({"properties": {
+    let r = bearer_put(&http, &arm_url(&emu, &ra, AUTHZ_API), &token, json!({"properties": {
         "roleDefinitionId": format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/ba92f5b4-2d11-453d-a403-e96b0029c9fe"),
-        "principalId": emu.object_id(), "principalType": "ServicePrincipal"}})).send().await.expect("ra");
+        "principalId": emu.object_id(), "principalType": "ServicePrincipal"}})).await;
     assert_eq!(r.status(), 201);
+    // A data-plane GET with the storage token.
+    let read = |url: String| {
+        http.get(url)
+            .bearer_auth(&st)
+            .header("x-ms-version", "2025-01-05")
+            .header("x-ms-date", http_date())
+            .send()
+    };
     let r = upload(st.clone()).await.expect("upload");
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-    let r = http
-        .get(&blob)
-        .bearer_auth(&st)
-        .header("x-ms-version", "2025-01-05")
-        .header("x-ms-date", http_date())
-        .send()
-        .await
-        .expect("download");
+    let r = read(blob.clone()).await.expect("download");
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap_or_default(), "echo hello\n");
-    let list = http
-        .get(format!(
-            "{blob_endpoint}scripts?restype=container&comp=list&prefix=dir/"
-        ))
-        .bearer_auth(&st)
-        .header("x-ms-version", "2025-01-05")
-        .header("x-ms-date", http_date())
-        .send()
-        .await
-        .expect("list");
+    let list = read(format!(
+        "{blob_endpoint}scripts?restype=container&comp=list&prefix=dir/"
+    ))
+    .await
+    .expect("list");
     assert_eq!(list.status(), 200);
     let xml = list.text().await.unwrap_or_default();
     assert!(xml.contains("<Name>dir/hello.sh</Name>"), "{xml}");
     // A slow body still arrives whole.
     emu.knobs().set_slow_bodies(1.0, Duration::from_millis(5));
-    let r = http
-        .get(&blob)
-        .bearer_auth(&st)
-        .header("x-ms-version", "2025-01-05")
-        .header("x-ms-date", http_date())
-        .send()
-        .await
-        .expect("download");
+    let r = read(blob.clone()).await.expect("download");
     assert_eq!(r.text().await.unwrap_or_default(), "echo hello\n");
     emu.knobs().set_slow_bodies(0.0, Duration::ZERO);
     // Shared key is refused when the account disallows it.

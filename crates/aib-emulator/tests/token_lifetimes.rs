@@ -33,16 +33,8 @@ fn secs(v: &Value) -> u64 {
 }
 
 async fn list_groups(emu: &aib_emulator::Emulator, http: &reqwest::Client, token: &str) -> u16 {
-    let url = arm_url(
-        emu,
-        &format!("/subscriptions/{}/resourcegroups", emu.subscription_id()),
-        RG_API,
-    );
-    http.get(&url)
-        .bearer_auth(token)
-        .send()
+    bearer_get(http, &groups_url(emu), token)
         .await
-        .expect("list")
         .status()
         .as_u16()
 }
@@ -69,6 +61,16 @@ fn assert_lifetime(answer: &Value, real: f64, sent: SystemTime, received: System
     jwt.to_string()
 }
 
+/// Sends one token request (a future, so nothing is sent before the clock is read) and checks
+/// its answer with `assert_lifetime`; every endpoint's answer is timed the same way.
+async fn token_lifetime(request: impl Future<Output = reqwest::Response>, real: f64) -> String {
+    let sent = SystemTime::now();
+    let r = request.await;
+    let received = SystemTime::now();
+    assert_eq!(r.status(), 200);
+    assert_lifetime(&json(r).await, real, sent, received)
+}
+
 /// At 40x a 60-second token lasts 1.5 real seconds: `expires_in` says 2 (not 1), and the token
 /// is still accepted by ARM 1.6 s after it was requested.
 #[tokio::test]
@@ -77,19 +79,8 @@ async fn short_token_lives_at_least_its_configured_real_time() {
     emu.knobs().set_time_scale(40.0);
     emu.knobs().set_token_lifetime(Duration::from_secs(60));
     let http = client(&emu);
-    let sent = SystemTime::now();
     let started = Instant::now();
-    let r = token_for(
-        &emu,
-        &http,
-        emu.client_id(),
-        emu.client_secret(),
-        "https://management.azure.com/.default",
-    )
-    .await;
-    let received = SystemTime::now();
-    assert_eq!(r.status(), 200);
-    let token = assert_lifetime(&json(r).await, 1.5, sent, received);
+    let token = token_lifetime(login(&emu, &http, MGMT_SCOPE), 1.5).await;
     tokio::time::sleep(Duration::from_millis(1600).saturating_sub(started.elapsed())).await;
     assert_eq!(list_groups(&emu, &http, &token).await, 200);
 }
@@ -102,47 +93,30 @@ async fn sub_second_lifetimes_round_up_on_every_token_endpoint() {
     emu.knobs().set_time_scale(120.0);
     emu.knobs().set_token_lifetime(Duration::from_secs(60));
     let http = client(&emu);
-
-    let sent = SystemTime::now();
-    let r = token_for(
-        &emu,
-        &http,
-        emu.client_id(),
-        emu.client_secret(),
-        "https://management.azure.com/.default",
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    assert_lifetime(&json(r).await, 0.5, sent, SystemTime::now());
-
-    let sent = SystemTime::now();
-    let r = http
-        .post(format!("{}{}/oauth2/token", emu.url(), emu.tenant_id()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", emu.client_id()),
-            ("client_secret", emu.client_secret()),
-            ("resource", "https://management.azure.com/"),
-        ])
-        .send()
-        .await
-        .expect("v1 token");
-    assert_eq!(r.status(), 200);
-    assert_lifetime(&json(r).await, 0.5, sent, SystemTime::now());
-
-    let (endpoint, header) = emu.managed_identity();
-    let sent = SystemTime::now();
-    let r = http
-        .get(format!(
-            "{endpoint}?api-version=2019-08-01&resource=https://management.azure.com"
-        ))
-        .header("metadata", "true")
-        .header("x-identity-header", &header)
-        .send()
-        .await
-        .expect("mi token");
-    assert_eq!(r.status(), 200);
-    assert_lifetime(&json(r).await, 0.5, sent, SystemTime::now());
+    token_lifetime(login(&emu, &http, MGMT_SCOPE), 0.5).await;
+    let v1 = async {
+        http.post(format!("{}{}/oauth2/token", emu.url(), emu.tenant_id()))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", emu.client_id()),
+                ("client_secret", emu.client_secret()),
+                ("resource", "https://management.azure.com/"),
+            ])
+            .send()
+            .await
+            .expect("v1 token")
+    };
+    token_lifetime(v1, 0.5).await;
+    let (url, header) = managed_identity_url(&emu);
+    let mi = async {
+        http.get(url)
+            .header("metadata", "true")
+            .header("x-identity-header", &header)
+            .send()
+            .await
+            .expect("mi token")
+    };
+    token_lifetime(mi, 0.5).await;
 }
 
 /// A whole number of real seconds is not padded: 3600 s at 120x is exactly 30.
@@ -151,17 +125,7 @@ async fn whole_second_lifetimes_are_not_padded() {
     let emu = emulator(false).await;
     emu.knobs().set_time_scale(120.0);
     let http = client(&emu);
-    let sent = SystemTime::now();
-    let r = token_for(
-        &emu,
-        &http,
-        emu.client_id(),
-        emu.client_secret(),
-        "https://management.azure.com/.default",
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    assert_lifetime(&json(r).await, 30.0, sent, SystemTime::now());
+    token_lifetime(login(&emu, &http, MGMT_SCOPE), 30.0).await;
 }
 
 /// A GitHub id token configured for 60 s at 40x (1.5 real seconds) can still be exchanged
@@ -173,39 +137,10 @@ async fn short_federated_token_lives_at_least_its_configured_real_time() {
     emu.knobs()
         .set_federated_token_lifetime(Duration::from_secs(60));
     let http = client(&emu);
-    let (url, request_token) = emu.github_oidc();
     let started = Instant::now();
-    let r = http
-        .get(format!("{url}&audience=api://AzureADTokenExchange"))
-        .header("Authorization", format!("bearer {request_token}"))
-        .send()
-        .await
-        .expect("id token request");
-    assert_eq!(r.status(), 200);
-    let assertion = json(r).await["value"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let assertion = github_assertion(&emu, &http).await;
     tokio::time::sleep(Duration::from_millis(1600).saturating_sub(started.elapsed())).await;
-    let r = http
-        .post(format!(
-            "{}{}/oauth2/v2.0/token",
-            emu.url(),
-            emu.tenant_id()
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", emu.client_id()),
-            ("scope", "https://management.azure.com/.default"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", assertion.as_str()),
-        ])
-        .send()
-        .await
-        .expect("exchange");
+    let r = exchange(&emu, &http, emu.client_id(), &assertion).await;
     let status = r.status();
     assert_eq!(status, 200, "{}", json(r).await);
 }

@@ -4,16 +4,20 @@
 
 #![allow(dead_code)]
 
+// The HTTPS client, the token request and the api-versions are those of the other tests.
+#[path = "../common/mod.rs"]
+mod common;
+
 use aib_emulator::{Emulator, EmulatorConfig, KnobValues};
+// Each test binary uses some of these, none all of them.
+#[allow(unused_imports)]
+pub use common::{AUTHZ_API, MSI_API, RG_API, STORAGE_API};
+use common::{MGMT_SCOPE, STORAGE_SCOPE};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 pub const COMPUTE_API: &str = "2025-03-03";
 pub const AIB_API: &str = "2025-10-01";
-pub const RG_API: &str = "2025-04-01";
-pub const MSI_API: &str = "2024-11-30";
-pub const STORAGE_API: &str = "2025-06-01";
-pub const AUTHZ_API: &str = "2022-04-01";
 pub const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
 pub const BLOB_READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
 pub const BLOB_CONTRIBUTOR: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
@@ -36,34 +40,14 @@ pub async fn start(azurite: bool) -> Env {
     })
     .await
     .expect("emulator starts");
-    let pem = std::fs::read(emu.ca_file()).expect("ca.pem");
-    let ca = reqwest::Certificate::from_pem(&pem).expect("CA parses");
-    let http = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let token = token(&emu, &http, "https://management.azure.com/.default").await;
+    let http = common::client(&emu);
+    let token = token(&emu, &http, MGMT_SCOPE).await;
     Env { emu, http, token }
 }
 
+/// The emulator's own client's token for `scope`, checked to be issued.
 pub async fn token(emu: &Emulator, http: &reqwest::Client, scope: &str) -> String {
-    let r = http
-        .post(format!(
-            "{}{}/oauth2/v2.0/token",
-            emu.url(),
-            emu.tenant_id()
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", emu.client_id()),
-            ("client_secret", emu.client_secret()),
-            ("scope", scope),
-        ])
-        .send()
-        .await
-        .expect("token request");
+    let r = common::login(emu, http, scope).await;
     assert_eq!(r.status(), 200, "token endpoint");
     let v: Value = r.json().await.expect("json");
     v["access_token"]
@@ -101,6 +85,13 @@ impl Answer {
 }
 
 impl Env {
+    /// Changes some knobs and keeps the rest, the way a test slows or breaks one thing.
+    pub fn tune(&self, change: impl FnOnce(&mut KnobValues)) {
+        let mut k = self.emu.knobs().get();
+        change(&mut k);
+        self.emu.knobs().set(k);
+    }
+
     pub fn sub(&self) -> String {
         self.emu.subscription_id().to_string()
     }
@@ -286,14 +277,24 @@ impl Env {
         endpoint
     }
 
-    /// Uploads a blob as the Owner (bearer token through the blob front).
-    pub async fn upload(&self, url: &str, content: &str) {
-        let t = token(&self.emu, &self.http, "https://storage.azure.com/.default").await;
-        let r = self
-            .http
-            .put(url)
+    /// A blob-front request as the Owner: a fresh storage token and the service version.
+    pub async fn blob_request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> reqwest::RequestBuilder {
+        let t = token(&self.emu, &self.http, STORAGE_SCOPE).await;
+        self.http
+            .request(method, url)
             .bearer_auth(t)
             .header("x-ms-version", "2025-01-05")
+    }
+
+    /// Uploads a blob as the Owner (bearer token through the blob front).
+    pub async fn upload(&self, url: &str, content: &str) {
+        let r = self
+            .blob_request(reqwest::Method::PUT, url)
+            .await
             .header("x-ms-blob-type", "BlockBlob")
             .body(content.to_string())
             .send()
@@ -304,12 +305,9 @@ impl Env {
 
     /// Reads a blob as the Owner; None on 404.
     pub async fn download(&self, url: &str) -> Option<String> {
-        let t = token(&self.emu, &self.http, "https://storage.azure.com/.default").await;
         let r = self
-            .http
-            .get(url)
-            .bearer_auth(t)
-            .header("x-ms-version", "2025-01-05")
+            .blob_request(reqwest::Method::GET, url)
+            .await
             .send()
             .await
             .expect("download");
