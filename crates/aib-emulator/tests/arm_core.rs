@@ -270,14 +270,7 @@ async fn lists_page_with_absolute_next_link() {
             "/subscriptions/{}/resourcegroups/rg-{i}",
             emu.subscription_id()
         );
-        let r = bearer_put(
-            &http,
-            &arm_url(&emu, &rg, RG_API),
-            &token,
-            json!({"location": "eastus"}),
-        )
-        .await;
-        assert_eq!(r.status(), 201);
+        new_group(&emu, &http, &token, &rg).await;
     }
     let mut url = groups_url(&emu);
     let mut names = Vec::new();

@@ -17,17 +17,7 @@ async fn role_assignment_follows_principal_window_and_conflict_rules() {
     let token = mgmt_token(&emu, &http).await;
     let sub = emu.subscription_id().to_string();
     let rg = format!("/subscriptions/{sub}/resourceGroups/rg-id");
-    assert_eq!(
-        bearer_put(
-            &http,
-            &arm_url(&emu, &rg, RG_API),
-            &token,
-            json!({"location": "eastus"})
-        )
-        .await
-        .status(),
-        201
-    );
+    new_group(&emu, &http, &token, &rg).await;
     let id_path = format!("{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib-id");
     let r = bearer_put(
         &http,

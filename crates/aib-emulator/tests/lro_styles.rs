@@ -41,6 +41,22 @@ fn gallery(env: &Env, name: &str) -> String {
     )
 }
 
+/// Deletes a gallery in a style that falls back to `Location` for deletes: 202 without
+/// `Azure-AsyncOperation`, the Location URL ends with 204, and the gallery is gone.
+async fn delete_by_location(env: &Env, id: &str) {
+    let d = env.delete(id, COMPUTE_API).await;
+    assert_eq!(d.status, 202);
+    assert_eq!(d.header("azure-asyncoperation"), None);
+    let end = env
+        .wait_location(
+            &d.header("location").expect("Location"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(end.status, 204);
+    assert_eq!(env.get(id, COMPUTE_API).await.status, 404);
+}
+
 /// The default is Azure-AsyncOperation; an unknown style is refused with 400 and changes nothing.
 #[tokio::test]
 async fn knobs_endpoint_shows_and_checks_the_style() {
@@ -167,17 +183,7 @@ async fn location_style_answers_202_then_the_resource() {
     assert_eq!(end.body["id"], id);
     assert_eq!(end.body["properties"]["provisioningState"], "Succeeded");
 
-    let d = env.delete(&id, COMPUTE_API).await;
-    assert_eq!(d.status, 202);
-    assert_eq!(d.header("azure-asyncoperation"), None);
-    let end = env
-        .wait_location(
-            &d.header("location").expect("Location"),
-            Duration::from_secs(10),
-        )
-        .await;
-    assert_eq!(end.status, 204);
-    assert_eq!(env.get(&id, COMPUTE_API).await.status, 404);
+    delete_by_location(&env, &id).await;
 }
 
 /// No header at all: a 201 with `Creating`, and each GET of the resource counts as a poll; the
@@ -215,17 +221,7 @@ async fn no_header_style_finishes_through_resource_reads() {
         ["Creating", "Creating", "Creating", "Succeeded", "Succeeded"]
     );
 
-    let d = env.delete(&id, COMPUTE_API).await;
-    assert_eq!(d.status, 202);
-    assert_eq!(d.header("azure-asyncoperation"), None);
-    let end = env
-        .wait_location(
-            &d.header("location").expect("Location"),
-            Duration::from_secs(10),
-        )
-        .await;
-    assert_eq!(end.status, 204);
-    assert_eq!(env.get(&id, COMPUTE_API).await.status, 404);
+    delete_by_location(&env, &id).await;
 }
 
 /// In the no-header style, an image definition PUT also ends through reads of the definition.

@@ -35,14 +35,7 @@ async fn storage_account_container_and_blob_round_trip() {
     let token = mgmt_token(&emu, &http).await;
     let sub = emu.subscription_id().to_string();
     let rg = format!("/subscriptions/{sub}/resourceGroups/rg-st");
-    let r = bearer_put(
-        &http,
-        &arm_url(&emu, &rg, RG_API),
-        &token,
-        json!({"location": "eastus"}),
-    )
-    .await;
-    assert_eq!(r.status(), 201);
+    new_group(&emu, &http, &token, &rg).await;
 
     let acct = format!("{rg}/providers/Microsoft.Storage/storageAccounts/aibtest01");
     let body = json!({"location": "eastus", "sku": {"name": "Standard_LRS"}, "kind": "StorageV2",

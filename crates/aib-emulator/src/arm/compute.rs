@@ -218,6 +218,31 @@ fn required_location(body: &Value) -> Result<String, Response> {
         })
 }
 
+/// Puts an existing definition or version into `Updating` for a PUT/PATCH whose `body` may
+/// replace its tags; returns the resource as the answer shows it.
+fn mark_updating(r: &mut Res, body: &Value) -> Value {
+    if let Some(t) = body.get("tags") {
+        r.tags = t.clone();
+    }
+    r.state = "Updating".into();
+    r.changed = SystemTime::now();
+    render(r, true)
+}
+
+/// Starts the operation that ends an update and answers 200 with `out` and its polling headers;
+/// takes the world lock to let it go before answering, as `started` wants.
+fn start_update(
+    ctx: &Ctx<'_>,
+    mut w: std::sync::MutexGuard<'_, World>,
+    key: String,
+    out: &Value,
+    location: &str,
+) -> Response {
+    let op = start_op(&mut w, &ctx.inner.knobs, OpEffect::FinishResource(key));
+    drop(w);
+    started(ctx, StatusCode::OK, out, &op, location)
+}
+
 /// GET of a gallery or an image definition: the stored resource, or ARM's `ResourceNotFound`
 /// naming its type; one place so both answer alike.
 fn read(ctx: &Ctx<'_>, key: &str, kind: &str, name: &str, rg: &str) -> Response {
@@ -549,15 +574,8 @@ fn image_handler(ctx: &Ctx<'_>, rg: &str, gallery: &str, gid: &str, name: &str) 
                     return not_found(IMAGE_TYPE, name, rg);
                 };
                 r.body.insert("properties".into(), props);
-                if let Some(t) = body.get("tags") {
-                    r.tags = t.clone();
-                }
-                r.state = "Updating".into();
-                r.changed = SystemTime::now();
-                let out = render(r, true);
-                let op = start_op(&mut w, &ctx.inner.knobs, OpEffect::FinishResource(key));
-                drop(w);
-                return started(ctx, StatusCode::OK, &out, &op, &loc);
+                let out = mark_updating(r, &body);
+                return start_update(ctx, w, key, &out, &loc);
             }
             let location = match required_location(&body) {
                 Ok(l) => l,
@@ -882,15 +900,8 @@ fn version_handler(
                         publishing_profile(Some(pp), &location),
                     );
                 }
-                if let Some(t) = body.get("tags") {
-                    r.tags = t.clone();
-                }
-                r.state = "Updating".into();
-                r.changed = SystemTime::now();
-                let out = render(r, true);
-                let op = start_op(&mut w, &ctx.inner.knobs, OpEffect::FinishResource(key));
-                drop(w);
-                return started(ctx, StatusCode::OK, &out, &op, &location);
+                let out = mark_updating(r, &body);
+                return start_update(ctx, w, key, &out, &location);
             }
             if ctx.method == Method::PATCH {
                 return not_found(VERSION_TYPE, name, rg);

@@ -1115,17 +1115,7 @@ fn plan_run(
                 "PACKER OUT ==> azure-arm: Uploading {u} => {dest}\n"
             ));
         }
-        for line in c
-            .get("inline")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            block.push_str(&format!(
-                "PACKER OUT     azure-arm: + {}\n",
-                line.as_str().unwrap_or("")
-            ));
-        }
+        echo_inline(&mut block, c);
         log.push((t, block));
         t += secs(k.customizer);
         let valid: Vec<i64> = c
@@ -1194,17 +1184,7 @@ fn plan_run(
             let ty = v.get("type").and_then(Value::as_str).unwrap_or("Shell");
             let p = provisioner(ty);
             let mut block = format!("(telemetry) Starting validator {p}\n");
-            for line in v
-                .get("inline")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                block.push_str(&format!(
-                    "PACKER OUT     azure-arm: + {}\n",
-                    line.as_str().unwrap_or("")
-                ));
-            }
+            echo_inline(&mut block, v);
             if let Some(u) = v.get("scriptUri").and_then(Value::as_str) {
                 block.push_str(&format!(
                     "PACKER OUT ==> azure-arm: Provisioning with {p} script: {u}\n"
@@ -1313,6 +1293,22 @@ fn injected_internal_error(ctx: &Ctx<'_>, knobs: &crate::knobs::KnobValues) -> O
                 "Internal error occurred while processing the request. Please retry. If the problem persists, contact support.",
             )
         })
+}
+
+/// Packer's echo of a customizer's or validator's `inline` commands in customization.log, one
+/// `+` line each, as both phases print them.
+fn echo_inline(block: &mut String, step: &Value) {
+    for line in step
+        .get("inline")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        block.push_str(&format!(
+            "PACKER OUT     azure-arm: + {}\n",
+            line.as_str().unwrap_or("")
+        ));
+    }
 }
 
 fn human(emulated_secs: f64) -> String {

@@ -215,33 +215,30 @@ impl Env {
         (id, p)
     }
 
+    /// PUTs a new compute resource (`what` names it in failures) and waits for its
+    /// Azure-AsyncOperation to succeed.
+    async fn create_compute(&self, what: &str, id: &str, body: Value) {
+        let a = self.put(id, COMPUTE_API, body).await;
+        assert_eq!(a.status, 201, "{what}: {}", a.body);
+        let st = self
+            .wait_status(
+                &a.header("azure-asyncoperation").expect("aao"),
+                Duration::from_secs(20),
+            )
+            .await;
+        assert_eq!(st["status"], "Succeeded");
+    }
+
     /// Gallery + definition, both finished; returns the definition id.
     pub async fn gallery_with_image(&self, rg: &str, gallery: &str, image: &str) -> String {
         let gid = format!(
             "{}/providers/Microsoft.Compute/galleries/{gallery}",
             self.rg_id(rg)
         );
-        let a = self
-            .put(&gid, COMPUTE_API, json!({"location": "westeurope"}))
+        self.create_compute("gallery", &gid, json!({"location": "westeurope"}))
             .await;
-        assert_eq!(a.status, 201, "gallery: {}", a.body);
-        let st = self
-            .wait_status(
-                &a.header("azure-asyncoperation").expect("aao"),
-                Duration::from_secs(20),
-            )
-            .await;
-        assert_eq!(st["status"], "Succeeded");
         let iid = format!("{gid}/images/{image}");
-        let a = self.put(&iid, COMPUTE_API, image_body()).await;
-        assert_eq!(a.status, 201, "image: {}", a.body);
-        let st = self
-            .wait_status(
-                &a.header("azure-asyncoperation").expect("aao"),
-                Duration::from_secs(20),
-            )
-            .await;
-        assert_eq!(st["status"], "Succeeded");
+        self.create_compute("image", &iid, image_body()).await;
         iid
     }
 

@@ -191,3 +191,15 @@ pub async fn bearer_put(
         .await
         .expect("put")
 }
+
+/// Creates resource group `rg` (its ARM path) in eastus, checked to be new (201).
+pub async fn new_group(emu: &Emulator, http: &reqwest::Client, token: &str, rg: &str) {
+    let r = bearer_put(
+        http,
+        &arm_url(emu, rg, RG_API),
+        token,
+        serde_json::json!({"location": "eastus"}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+}
