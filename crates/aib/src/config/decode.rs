@@ -671,39 +671,24 @@ impl<'t> Decoder<'t> {
             }
         }
 
-        let location = values
-            .get("location")
-            .and_then(|v| self.named(v, "location", rules::region, "an Azure region"));
-        let resource_group_name = values.get("resourceGroupName").and_then(|v| {
-            self.named(
-                v,
-                "resourceGroupName",
-                rules::resource_group_name,
-                "a resource group name",
-            )
-        });
-        let identity_name = values
-            .get("identityName")
-            .and_then(|v| self.named(v, "identityName", rules::identity_name, "an identity name"));
-        let storage_account_name = values.get("storageAccountName").and_then(|v| {
-            self.named(
-                v,
-                "storageAccountName",
-                rules::storage_account_name,
-                "a storage account name",
-            )
-        });
-        let container_name = values.get("containerName").and_then(|v| {
-            self.named(
-                v,
-                "containerName",
-                rules::container_name,
-                "a container name",
-            )
-        });
-        let gallery_name = values
-            .get("galleryName")
-            .and_then(|v| self.named(v, "galleryName", rules::gallery_name, "a gallery name"));
+        // The plain names: each read as a string under its own key and checked by its rule.
+        let mut name = |key: &str, rule: fn(&str) -> Result<(), Broken>, what: &str| {
+            values.get(key).and_then(|v| self.named(v, key, rule, what))
+        };
+        let location = name("location", rules::region, "an Azure region");
+        let resource_group_name = name(
+            "resourceGroupName",
+            rules::resource_group_name,
+            "a resource group name",
+        );
+        let identity_name = name("identityName", rules::identity_name, "an identity name");
+        let storage_account_name = name(
+            "storageAccountName",
+            rules::storage_account_name,
+            "a storage account name",
+        );
+        let container_name = name("containerName", rules::container_name, "a container name");
+        let gallery_name = name("galleryName", rules::gallery_name, "a gallery name");
         let image_definition = values
             .get("imageDefinition")
             .and_then(|v| self.image_definition(v));

@@ -295,39 +295,53 @@ fn story(calls: &[Call]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A fake GitHub API and the deployments reporter `aib run` wraps around `inner`, pointed at it.
+async fn deployments_reporter(fake: &Fake, inner: Arc<dyn Reporter>) -> Arc<dyn Reporter> {
+    let api = start_fake(fake.clone()).await;
+    let config = DeploymentConfig::from_env(&runner_env(&api)).expect("config");
+    deployments::wrap(inner, config, None)
+}
+
+/// Ends the run as `aib run` does, off the async runtime (the reporter's worker blocks).
+async fn finish(reporter: Arc<dyn Reporter>) -> Result<(), ReportError> {
+    tokio::task::spawn_blocking(move || reporter.finish())
+        .await
+        .expect("join")
+}
+
+/// The story of one deployment: created for `environment`, then its statuses `states` in turn.
+fn deployment(id: u64, environment: &str, states: &[&str]) -> Vec<(String, String)> {
+    let created = (
+        "/repos/octo/images/deployments".to_owned(),
+        environment.to_owned(),
+    );
+    let statuses = states.iter().map(|state| {
+        (
+            format!("/repos/octo/images/deployments/{id}/statuses"),
+            (*state).to_owned(),
+        )
+    });
+    std::iter::once(created).chain(statuses).collect()
+}
+
 /// A build the run follows to success is one deployment of the commit: in_progress when
 /// trigger-build starts, then success with the image version id and its portal page.
 #[tokio::test(flavor = "multi_thread")]
 async fn github_deployment_goes_in_progress_then_success_with_version_and_portal_link() {
     // Arrange
     let fake = Fake::default();
-    let api = start_fake(fake.clone()).await;
-    let config = DeploymentConfig::from_env(&runner_env(&api)).expect("config");
     let inner = Arc::new(Recorder::default());
-    let reporter = deployments::wrap(inner.clone(), config, None);
+    let reporter = deployments_reporter(&fake, inner.clone()).await;
 
     // Act
     successful_build(reporter.as_ref(), "sbx");
-    tokio::task::spawn_blocking(move || reporter.finish())
-        .await
-        .expect("join")
-        .expect("finish");
+    finish(reporter).await.expect("finish");
 
     // Assert
     let calls = fake.calls();
     assert_eq!(
         story(&calls),
-        [
-            ("/repos/octo/images/deployments".into(), "sbx".into()),
-            (
-                "/repos/octo/images/deployments/1/statuses".into(),
-                "in_progress".into()
-            ),
-            (
-                "/repos/octo/images/deployments/1/statuses".into(),
-                "success".into()
-            ),
-        ]
+        deployment(1, "sbx", &["in_progress", "success"])
     );
     let created = &calls[0].body;
     assert_eq!(created["ref"], "0123456789abcdef0123456789abcdef01234567");
@@ -362,9 +376,7 @@ async fn github_deployment_goes_in_progress_then_success_with_version_and_portal
 #[tokio::test(flavor = "multi_thread")]
 async fn github_deployment_failure_carries_the_step_error_message() {
     let fake = Fake::default();
-    let api = start_fake(fake.clone()).await;
-    let config = DeploymentConfig::from_env(&runner_env(&api)).expect("config");
-    let reporter = deployments::wrap(Arc::new(Recorder::default()), config, None);
+    let reporter = deployments_reporter(&fake, Arc::new(Recorder::default())).await;
 
     reporter.step_start("trigger-build (dev)");
     reporter.step_end("trigger-build (dev)", StepStatus::Succeeded);
@@ -373,25 +385,12 @@ async fn github_deployment_failure_carries_the_step_error_message() {
         "build of img-1 Failed in 12m: Customizing: script install.sh exited 1",
     ));
     reporter.step_end("wait-for-build (dev)", StepStatus::Failed);
-    tokio::task::spawn_blocking(move || reporter.finish())
-        .await
-        .expect("join")
-        .expect("finish");
+    finish(reporter).await.expect("finish");
 
     let calls = fake.calls();
     assert_eq!(
         story(&calls),
-        [
-            ("/repos/octo/images/deployments".into(), "dev".into()),
-            (
-                "/repos/octo/images/deployments/1/statuses".into(),
-                "in_progress".into()
-            ),
-            (
-                "/repos/octo/images/deployments/1/statuses".into(),
-                "failure".into()
-            ),
-        ]
+        deployment(1, "dev", &["in_progress", "failure"])
     );
     assert_eq!(
         calls[2].body["description"],
@@ -404,40 +403,20 @@ async fn github_deployment_failure_carries_the_step_error_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn github_deployments_one_per_environment_of_the_run() {
     let fake = Fake::default();
-    let api = start_fake(fake.clone()).await;
-    let config = DeploymentConfig::from_env(&runner_env(&api)).expect("config");
-    let reporter = deployments::wrap(Arc::new(Recorder::default()), config, None);
+    let reporter = deployments_reporter(&fake, Arc::new(Recorder::default())).await;
 
     successful_build(reporter.as_ref(), "sbx");
     successful_build(reporter.as_ref(), "dev");
-    tokio::task::spawn_blocking(move || reporter.finish())
-        .await
-        .expect("join")
-        .expect("finish");
+    finish(reporter).await.expect("finish");
 
     let states: Vec<(String, String)> = story(&fake.calls());
     assert_eq!(
         states,
         [
-            ("/repos/octo/images/deployments".into(), "sbx".into()),
-            (
-                "/repos/octo/images/deployments/1/statuses".into(),
-                "in_progress".into()
-            ),
-            (
-                "/repos/octo/images/deployments/1/statuses".into(),
-                "success".into()
-            ),
-            ("/repos/octo/images/deployments".into(), "dev".into()),
-            (
-                "/repos/octo/images/deployments/4/statuses".into(),
-                "in_progress".into()
-            ),
-            (
-                "/repos/octo/images/deployments/4/statuses".into(),
-                "success".into()
-            ),
+            deployment(1, "sbx", &["in_progress", "success"]),
+            deployment(4, "dev", &["in_progress", "success"]),
         ]
+        .concat()
     );
 }
 
@@ -446,9 +425,7 @@ async fn github_deployments_one_per_environment_of_the_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn github_deployment_only_for_builds_inactive_on_what_if_success_when_unchanged() {
     let fake = Fake::default();
-    let api = start_fake(fake.clone()).await;
-    let config = DeploymentConfig::from_env(&runner_env(&api)).expect("config");
-    let reporter = deployments::wrap(Arc::new(Recorder::default()), config, None);
+    let reporter = deployments_reporter(&fake, Arc::new(Recorder::default())).await;
 
     reporter.step_start("deploy-infra (sbx)");
     reporter.step_end("deploy-infra (sbx)", StepStatus::Succeeded);
@@ -459,34 +436,16 @@ async fn github_deployment_only_for_builds_inactive_on_what_if_success_when_unch
     reporter.output("skipped", "true").ok();
     reporter.output("existingVersionId", VERSION).ok();
     reporter.step_end("trigger-build (prd)", StepStatus::Succeeded);
-    tokio::task::spawn_blocking(move || reporter.finish())
-        .await
-        .expect("join")
-        .expect("finish");
+    finish(reporter).await.expect("finish");
 
     let calls = fake.calls();
     assert_eq!(
         story(&calls),
         [
-            ("/repos/octo/images/deployments".into(), "dev".into()),
-            (
-                "/repos/octo/images/deployments/1/statuses".into(),
-                "in_progress".into()
-            ),
-            (
-                "/repos/octo/images/deployments/1/statuses".into(),
-                "inactive".into()
-            ),
-            ("/repos/octo/images/deployments".into(), "prd".into()),
-            (
-                "/repos/octo/images/deployments/4/statuses".into(),
-                "in_progress".into()
-            ),
-            (
-                "/repos/octo/images/deployments/4/statuses".into(),
-                "success".into()
-            ),
+            deployment(1, "dev", &["in_progress", "inactive"]),
+            deployment(4, "prd", &["in_progress", "success"]),
         ]
+        .concat()
     );
     assert_eq!(calls[2].body["description"], "what-if: nothing was built");
 }
@@ -498,15 +457,11 @@ async fn github_api_failure_is_a_warning_not_a_failed_run() {
         fail_with: Some(StatusCode::UNPROCESSABLE_ENTITY),
         ..Fake::default()
     };
-    let api = start_fake(fake.clone()).await;
-    let config = DeploymentConfig::from_env(&runner_env(&api)).expect("config");
     let inner = Arc::new(Recorder::default());
-    let reporter = deployments::wrap(inner.clone(), config, None);
+    let reporter = deployments_reporter(&fake, inner.clone()).await;
 
     successful_build(reporter.as_ref(), "sbx");
-    let finished = tokio::task::spawn_blocking(move || reporter.finish())
-        .await
-        .expect("join");
+    let finished = finish(reporter).await;
 
     assert!(finished.is_ok());
     assert_eq!(
@@ -616,23 +571,10 @@ async fn github_deployments_only_when_enabled_and_configured() {
     );
     on.step_start("trigger-build");
     on.step_end("trigger-build", StepStatus::Failed);
-    tokio::task::spawn_blocking(move || on.finish())
-        .await
-        .expect("join")
-        .expect("finish");
+    finish(on).await.expect("finish");
     assert_eq!(
         story(&fake.calls()),
-        [
-            ("/repos/octo/images/deployments".into(), "sbx".into()),
-            (
-                "/repos/octo/images/deployments/1/statuses".into(),
-                "in_progress".into()
-            ),
-            (
-                "/repos/octo/images/deployments/1/statuses".into(),
-                "failure".into()
-            ),
-        ]
+        deployment(1, "sbx", &["in_progress", "failure"])
     );
 }
 

@@ -6,17 +6,15 @@
 //! attached with `##vso[task.uploadsummary]` (one attachment per run rather than one per call,
 //! since each attachment becomes its own section). This file never reads the environment.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::ci::{CiLog, Dialect};
 use super::escape::{azure_data, azure_line, azure_property};
 use super::github::check_output_name;
-use super::progress::Tracker;
-use super::text::{Steps, lines, one_line};
 use super::{
-    Annotation, Clock, Level, Masker, Output, ProgressId, ReportError, Reporter, StepStatus,
-    SystemClock, Unit, lock,
+    Annotation, Clock, Level, Output, ProgressId, ReportError, Reporter, StepStatus, SystemClock,
+    Unit, lock,
 };
 use crate::secret::Secret;
 
@@ -28,31 +26,12 @@ pub struct AzurePipelines {
 }
 
 struct State {
-    out: Output,
-    masker: Masker,
-    depth: usize,
-    steps: Steps,
-    progress: Tracker,
+    log: CiLog,
     summary: String,
     summary_sent: bool,
     /// The last `task.setprogress` value sent by [`Reporter::percent`], so a wait that polls
     /// every few seconds does not repeat it.
     last_percent: Option<u8>,
-}
-
-impl State {
-    /// Writes one command line as it is (already masked and escaped).
-    fn command(&mut self, line: &str) {
-        let _ = writeln!(self.out, "{line}");
-    }
-
-    /// Writes free text: masked, split into lines, each guarded against carrying a command.
-    fn text(&mut self, text: &str) {
-        let masked = self.masker.mask(text).into_owned();
-        for line in lines(&masked) {
-            let _ = writeln!(self.out, "{}", azure_line(line));
-        }
-    }
 }
 
 impl AzurePipelines {
@@ -62,11 +41,14 @@ impl AzurePipelines {
     pub fn new(out: Output, summary_file: Option<PathBuf>) -> Self {
         AzurePipelines {
             state: Mutex::new(State {
-                out,
-                masker: Masker::new(),
-                depth: 0,
-                steps: Steps::default(),
-                progress: Tracker::default(),
+                log: CiLog::new(
+                    out,
+                    Dialect {
+                        line: azure_line,
+                        group: |title| format!("##[group]{}", azure_line(title)),
+                        endgroup: "##[endgroup]",
+                    },
+                ),
                 summary: String::new(),
                 summary_sent: false,
                 last_percent: None,
@@ -96,64 +78,46 @@ fn command(action: &str, properties: &[(&str, Option<String>)], message: &str) -
 
 impl Reporter for AzurePipelines {
     fn step_start(&self, name: &str) {
-        let mut st = lock(&self.state);
-        let line = st.steps.start(name, self.clock.now());
-        st.text(&line);
+        lock(&self.state).log.step_start(name, self.clock.now());
     }
 
     fn step_end(&self, name: &str, status: StepStatus) {
-        let mut st = lock(&self.state);
-        let line = st.steps.end(name, status, self.clock.now());
-        st.text(&line);
+        lock(&self.state)
+            .log
+            .step_end(name, status, self.clock.now());
     }
 
     fn group_start(&self, title: &str) {
-        let mut st = lock(&self.state);
-        let title = one_line(&st.masker.mask(title));
-        if st.depth == 0 {
-            st.command(&format!("##[group]{}", azure_line(&title)));
-        } else {
-            st.text(&format!("▸ {title}"));
-        }
-        st.depth += 1;
+        lock(&self.state).log.group_start(title);
     }
 
     fn group_end(&self) {
-        let mut st = lock(&self.state);
-        if st.depth == 1 {
-            st.command("##[endgroup]");
-        }
-        st.depth = st.depth.saturating_sub(1);
+        lock(&self.state).log.group_end();
     }
 
     fn progress_start(&self, title: &str, unit: Unit) -> ProgressId {
-        let mut st = lock(&self.state);
-        let (id, line) = st.progress.start(title, unit);
-        st.text(&line);
-        id
+        lock(&self.state).log.progress_start(title, unit)
     }
 
     fn progress(&self, id: ProgressId, done: u64, total: u64, message: &str) {
         let mut st = lock(&self.state);
-        let update = st.progress.progress(id, done, total, message);
+        let log = &mut st.log;
+        let update = log.progress(id, done, total, message);
         if let Some(percent) = update.percent {
-            let title = st.masker.mask(&update.title).into_owned();
-            st.command(&command(
+            let title = log.masker.mask(&update.title).into_owned();
+            log.command(&command(
                 "task.setprogress",
                 &[("value", Some(percent.to_string()))],
                 &title,
             ));
         }
         if let Some(line) = update.line {
-            st.text(&line);
+            log.text(&line);
         }
     }
 
     fn status(&self, id: ProgressId, text: &str) {
-        let mut st = lock(&self.state);
-        if let Some(line) = st.progress.status(id, text) {
-            st.text(&line);
-        }
+        lock(&self.state).log.status(id, text);
     }
 
     fn percent(&self, _id: ProgressId, percent: u8, text: &str) {
@@ -162,8 +126,8 @@ impl Reporter for AzurePipelines {
             return;
         }
         st.last_percent = Some(percent);
-        let text = st.masker.mask(text).into_owned();
-        st.command(&command(
+        let text = st.log.masker.mask(text).into_owned();
+        st.log.command(&command(
             "task.setprogress",
             &[("value", Some(percent.min(100).to_string()))],
             &text,
@@ -171,16 +135,16 @@ impl Reporter for AzurePipelines {
     }
 
     fn progress_finish(&self, id: ProgressId, message: &str) {
-        let mut st = lock(&self.state);
-        if let Some(line) = st.progress.finish(id, message) {
-            st.text(&line);
-        }
+        lock(&self.state).log.progress_finish(id, message);
     }
 
     fn annotate(&self, a: &Annotation) {
         let mut st = lock(&self.state);
-        let file = a.file.as_deref().map(|f| st.masker.mask(f).into_owned());
-        let message = st.masker.mask(&a.message).into_owned();
+        let file = a
+            .file
+            .as_deref()
+            .map(|f| st.log.masker.mask(f).into_owned());
+        let message = st.log.masker.mask(&a.message).into_owned();
         let kind = match a.level {
             Level::Error => "error",
             Level::Warning => "warning",
@@ -192,7 +156,7 @@ impl Reporter for AzurePipelines {
                     (Some(f), None, _) => format!("{f}: "),
                     (None, ..) => String::new(),
                 };
-                st.text(&format!("notice: {at}{message}"));
+                st.log.text(&format!("notice: {at}{message}"));
                 return;
             }
         };
@@ -206,29 +170,29 @@ impl Reporter for AzurePipelines {
             ],
             &message,
         );
-        st.command(&line);
+        st.log.command(&line);
     }
 
     fn info(&self, line: &str) {
-        lock(&self.state).text(line);
+        lock(&self.state).log.text(line);
     }
 
     fn output(&self, name: &str, value: &str) -> Result<(), ReportError> {
         check_output_name(name)?;
         let mut st = lock(&self.state);
-        let value = st.masker.mask(value).into_owned();
+        let value = st.log.masker.mask(value).into_owned();
         let props = [
             ("variable", Some(name.to_owned())),
             ("isOutput", Some("true".to_owned())),
         ];
-        st.command(&command("task.setvariable", &props, &value));
+        st.log.command(&command("task.setvariable", &props, &value));
         Ok(())
     }
 
     fn secret(&self, value: &Secret) {
         let mut st = lock(&self.state);
-        for piece in st.masker.add(value.expose()) {
-            st.command(&command("task.setsecret", &[], &piece));
+        for piece in st.log.masker.add(value.expose()) {
+            st.log.command(&command("task.setsecret", &[], &piece));
         }
     }
 
@@ -248,17 +212,12 @@ impl Reporter for AzurePipelines {
 
     fn finish(&self) -> Result<(), ReportError> {
         let mut st = lock(&self.state);
-        while st.depth > 0 {
-            st.depth -= 1;
-            if st.depth == 0 {
-                st.command("##[endgroup]");
-            }
-        }
+        st.log.close_groups();
         if let Some(path) = self.summary_file.as_ref()
             && !st.summary.is_empty()
             && !st.summary_sent
         {
-            let text = st.masker.mask(&st.summary).into_owned();
+            let text = st.log.masker.mask(&st.summary).into_owned();
             let written = match path.parent() {
                 Some(dir) => std::fs::create_dir_all(dir),
                 None => Ok(()),
@@ -268,10 +227,10 @@ impl Reporter for AzurePipelines {
                 path: path.clone(),
                 source,
             })?;
-            let path = st.masker.mask(&path.to_string_lossy()).into_owned();
-            st.command(&command("task.uploadsummary", &[], &path));
+            let path = st.log.masker.mask(&path.to_string_lossy()).into_owned();
+            st.log.command(&command("task.uploadsummary", &[], &path));
             st.summary_sent = true;
         }
-        st.out.flush().map_err(ReportError::Write)
+        st.log.flush().map_err(ReportError::Write)
     }
 }

@@ -11,12 +11,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::ci::{CiLog, Dialect};
 use super::escape::{github_data, github_line, github_property};
-use super::progress::Tracker;
-use super::text::{Steps, one_line};
 use super::{
-    Annotation, Clock, Masker, Output, ProgressId, ReportError, Reporter, StepStatus, SystemClock,
-    Unit, lock,
+    Annotation, Clock, Output, ProgressId, ReportError, Reporter, StepStatus, SystemClock, Unit,
+    lock,
 };
 use crate::secret::Secret;
 
@@ -34,46 +33,24 @@ type Delimiter = Box<dyn Fn() -> String + Send + Sync>;
 
 /// Reports to a GitHub Actions log.
 pub struct GitHub {
-    state: Mutex<State>,
+    state: Mutex<CiLog>,
     files: GitHubFiles,
     clock: Arc<dyn Clock>,
     delimiter: Delimiter,
-}
-
-struct State {
-    out: Output,
-    masker: Masker,
-    depth: usize,
-    steps: Steps,
-    progress: Tracker,
-}
-
-impl State {
-    /// Writes one command line as it is (already masked and escaped).
-    fn command(&mut self, line: &str) {
-        let _ = writeln!(self.out, "{line}");
-    }
-
-    /// Writes free text: masked, split into lines, each guarded against looking like a command.
-    fn text(&mut self, text: &str) {
-        let masked = self.masker.mask(text).into_owned();
-        for line in super::text::lines(&masked) {
-            let _ = writeln!(self.out, "{}", github_line(line));
-        }
-    }
 }
 
 impl GitHub {
     /// Writes commands to `out` (stdout in a workflow) and outputs/summary to `files`.
     pub fn new(out: Output, files: GitHubFiles) -> Self {
         GitHub {
-            state: Mutex::new(State {
+            state: Mutex::new(CiLog::new(
                 out,
-                masker: Masker::new(),
-                depth: 0,
-                steps: Steps::default(),
-                progress: Tracker::default(),
-            }),
+                Dialect {
+                    line: github_line,
+                    group: |title| command("group", &[], title),
+                    endgroup: "::endgroup::",
+                },
+            )),
             files,
             clock: Arc::new(SystemClock),
             delimiter: Box::new(|| format!("ghadelimiter_{}", uuid::Uuid::new_v4())),
@@ -138,62 +115,38 @@ pub(crate) fn check_output_name(name: &str) -> Result<(), ReportError> {
 
 impl Reporter for GitHub {
     fn step_start(&self, name: &str) {
-        let mut st = lock(&self.state);
-        let line = st.steps.start(name, self.clock.now());
-        st.text(&line);
+        lock(&self.state).step_start(name, self.clock.now());
     }
 
     fn step_end(&self, name: &str, status: StepStatus) {
-        let mut st = lock(&self.state);
-        let line = st.steps.end(name, status, self.clock.now());
-        st.text(&line);
+        lock(&self.state).step_end(name, status, self.clock.now());
     }
 
     fn group_start(&self, title: &str) {
-        let mut st = lock(&self.state);
-        let title = one_line(&st.masker.mask(title));
-        if st.depth == 0 {
-            st.command(&command("group", &[], &title));
-        } else {
-            st.text(&format!("▸ {title}"));
-        }
-        st.depth += 1;
+        lock(&self.state).group_start(title);
     }
 
     fn group_end(&self) {
-        let mut st = lock(&self.state);
-        if st.depth == 1 {
-            st.command("::endgroup::");
-        }
-        st.depth = st.depth.saturating_sub(1);
+        lock(&self.state).group_end();
     }
 
     fn progress_start(&self, title: &str, unit: Unit) -> ProgressId {
-        let mut st = lock(&self.state);
-        let (id, line) = st.progress.start(title, unit);
-        st.text(&line);
-        id
+        lock(&self.state).progress_start(title, unit)
     }
 
     fn progress(&self, id: ProgressId, done: u64, total: u64, message: &str) {
         let mut st = lock(&self.state);
-        if let Some(line) = st.progress.progress(id, done, total, message).line {
+        if let Some(line) = st.progress(id, done, total, message).line {
             st.text(&line);
         }
     }
 
     fn status(&self, id: ProgressId, text: &str) {
-        let mut st = lock(&self.state);
-        if let Some(line) = st.progress.status(id, text) {
-            st.text(&line);
-        }
+        lock(&self.state).status(id, text);
     }
 
     fn progress_finish(&self, id: ProgressId, message: &str) {
-        let mut st = lock(&self.state);
-        if let Some(line) = st.progress.finish(id, message) {
-            st.text(&line);
-        }
+        lock(&self.state).progress_finish(id, message);
     }
 
     fn annotate(&self, a: &Annotation) {
@@ -266,12 +219,7 @@ impl Reporter for GitHub {
 
     fn finish(&self) -> Result<(), ReportError> {
         let mut st = lock(&self.state);
-        while st.depth > 0 {
-            st.depth -= 1;
-            if st.depth == 0 {
-                st.command("::endgroup::");
-            }
-        }
-        st.out.flush().map_err(ReportError::Write)
+        st.close_groups();
+        st.flush().map_err(ReportError::Write)
     }
 }

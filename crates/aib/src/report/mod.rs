@@ -40,6 +40,7 @@
 //! ```
 
 mod azure;
+mod ci;
 mod clock;
 mod error;
 pub mod escape;
