@@ -38,6 +38,22 @@ pub fn token_url(emu: &Emulator) -> String {
     format!("{}{}/oauth2/v2.0/token", emu.url(), emu.tenant_id())
 }
 
+/// A client-credentials request to the v2 token endpoint with `fields` after the grant type:
+/// a secret login and an assertion exchange differ only in those.
+pub async fn post_token(
+    emu: &Emulator,
+    http: &reqwest::Client,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(fields);
+    http.post(token_url(emu))
+        .form(&form)
+        .send()
+        .await
+        .expect("token request")
+}
+
 pub async fn token_for(
     emu: &Emulator,
     http: &reqwest::Client,
@@ -45,16 +61,16 @@ pub async fn token_for(
     secret: &str,
     scope: &str,
 ) -> reqwest::Response {
-    http.post(token_url(emu))
-        .form(&[
-            ("grant_type", "client_credentials"),
+    post_token(
+        emu,
+        http,
+        &[
             ("client_id", client_id),
             ("client_secret", secret),
             ("scope", scope),
-        ])
-        .send()
-        .await
-        .expect("token request")
+        ],
+    )
+    .await
 }
 
 /// The emulator's own client logging in with its secret for `scope`: the answer as it came.
@@ -96,9 +112,10 @@ pub async fn exchange(
     client_id: &str,
     assertion: &str,
 ) -> reqwest::Response {
-    http.post(token_url(emu))
-        .form(&[
-            ("grant_type", "client_credentials"),
+    post_token(
+        emu,
+        http,
+        &[
             ("client_id", client_id),
             ("scope", MGMT_SCOPE),
             (
@@ -106,10 +123,9 @@ pub async fn exchange(
                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
             ),
             ("client_assertion", assertion),
-        ])
-        .send()
-        .await
-        .expect("token request")
+        ],
+    )
+    .await
 }
 
 /// Asks the GitHub Actions id-token endpoint for a token for `audience`, with the request token
