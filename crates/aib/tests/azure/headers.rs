@@ -27,16 +27,8 @@ async fn every_arm_request_carries_user_agent_and_one_correlation_id() {
     let (azure, _) = connect_recorded(&first_run);
     create_group(&azure, &emu, "rg-one").await;
     create_group(&azure, &emu, "rg-two").await;
-    let gallery = format!(
-        "{}/resourceGroups/rg-one/providers/Microsoft.Compute/galleries/headers",
-        sub(&emu)
-    );
-    let _: serde_json::Value = azure
-        .arm
-        .put(
-            &gallery,
-            &serde_json::json!({"location": "westeurope", "properties": {}}),
-        )
+    let gallery = gallery_id(&emu, "rg-one", "headers");
+    put_gallery(&azure, &gallery)
         .await
         .expect("gallery created");
     let groups: Vec<serde_json::Value> = azure
@@ -96,9 +88,7 @@ async fn every_arm_request_carries_user_agent_and_one_correlation_id() {
 /// client secret, only the identifying headers.
 #[tokio::test]
 async fn request_log_keeps_no_token_or_secret() {
-    let emu = emulator().await;
-    let (azure, recorder) = connect_recorded(&settings(&secret_env(&emu)));
-    create_group(&azure, &emu, "rg").await;
+    let (emu, _azure, recorder) = emulator_with_group("rg").await;
     let log = serde_json::to_string(&emu.requests()).expect("log serializes");
     assert!(log.contains("user_agent"), "{log}");
     assert!(!log.contains(emu.client_secret()), "{log}");

@@ -26,23 +26,11 @@ fn assert_polls_spaced(records: &[aib_emulator::RequestRecord]) {
 /// to `Succeeded`, and the final resource is read back.
 #[tokio::test]
 async fn azure_async_operation_is_followed_to_the_final_resource() {
-    let emu = emulator().await;
-    let (azure, recorder) = connect_recorded(&settings(&secret_env(&emu)));
-    create_group(&azure, &emu, "rg").await;
+    let (emu, azure, recorder) = emulator_with_group("rg").await;
     emu.knobs().set_lro_polls(2);
     emu.clear_requests();
-    let path = format!(
-        "{}/resourceGroups/rg/providers/Microsoft.Compute/galleries/gallery1",
-        sub(&emu)
-    );
-    let gallery: serde_json::Value = azure
-        .arm
-        .put(
-            &path,
-            &serde_json::json!({"location": "westeurope", "properties": {}}),
-        )
-        .await
-        .expect("gallery created");
+    let path = gallery_id(&emu, "rg", "gallery1");
+    let gallery = put_gallery(&azure, &path).await.expect("gallery created");
     assert_eq!(gallery["properties"]["provisioningState"], "Succeeded");
     let log = emu.requests();
     let status_polls: Vec<_> = log
@@ -61,22 +49,19 @@ async fn azure_async_operation_is_followed_to_the_final_resource() {
         Some(("GET", path.as_str())),
         "the final resource is read back"
     );
-    let progress = recorder.progress.lock().unwrap();
-    let states: Vec<&str> = progress
-        .iter()
-        .filter(|p| p.0 == path)
-        .map(|p| p.1.as_str())
-        .collect();
+    let states = recorder.states_of(&path);
     assert!(states.len() >= 3, "a report per poll: {states:?}");
-    assert_eq!(states.last(), Some(&"Succeeded"), "{states:?}");
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("Succeeded"),
+        "{states:?}"
+    );
 }
 
 /// A resource group DELETE (202 + Location) is polled until the final answer; then it is gone.
 #[tokio::test]
 async fn location_polling_is_followed_until_the_group_is_gone() {
-    let emu = emulator().await;
-    let (azure, recorder) = connect_recorded(&settings(&secret_env(&emu)));
-    create_group(&azure, &emu, "doomed").await;
+    let (emu, azure, recorder) = emulator_with_group("doomed").await;
     emu.knobs().set_lro_polls(2);
     emu.clear_requests();
     let path = format!("{}/resourcegroups/doomed", sub(&emu));
@@ -115,21 +100,9 @@ async fn location_polling_is_followed_until_the_group_is_gone() {
 /// A DELETE answered with both Azure-AsyncOperation and Location follows the status URL.
 #[tokio::test]
 async fn azure_async_operation_wins_over_location() {
-    let emu = emulator().await;
-    let (azure, _) = connect_recorded(&settings(&secret_env(&emu)));
-    create_group(&azure, &emu, "rg").await;
-    let path = format!(
-        "{}/resourceGroups/rg/providers/Microsoft.Compute/galleries/gallery2",
-        sub(&emu)
-    );
-    let _: serde_json::Value = azure
-        .arm
-        .put(
-            &path,
-            &serde_json::json!({"location": "westeurope", "properties": {}}),
-        )
-        .await
-        .unwrap();
+    let (emu, azure, _) = emulator_with_group("rg").await;
+    let path = gallery_id(&emu, "rg", "gallery2");
+    put_gallery(&azure, &path).await.unwrap();
     emu.clear_requests();
     azure.arm.delete(&path).await.expect("gallery deleted");
     let log = emu.requests();
@@ -145,14 +118,9 @@ async fn azure_async_operation_wins_over_location() {
 /// A long-running operation that outlives its timeout ends with an error that says so (exit 3).
 #[tokio::test]
 async fn operation_timeout_is_reported_with_state_and_polls() {
-    let emu = emulator().await;
-    let (azure, _) = connect_recorded(&settings(&secret_env(&emu)));
-    create_group(&azure, &emu, "rg").await;
+    let (emu, azure, _) = emulator_with_group("rg").await;
     emu.knobs().set_lro_polls(1000);
-    let path = format!(
-        "{}/resourceGroups/rg/providers/Microsoft.Compute/galleries/slow",
-        sub(&emu)
-    );
+    let path = gallery_id(&emu, "rg", "slow");
     let options = aib::azure::arm::LroOptions {
         timeout: Some(Duration::from_millis(2500)),
         ..Default::default()
@@ -180,9 +148,7 @@ const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
 /// surfaces the operation's error code and message as a typed error.
 #[tokio::test]
 async fn failed_operation_surfaces_its_code_and_message() {
-    let emu = emulator().await;
-    let (azure, recorder) = connect_recorded(&settings(&secret_env(&emu)));
-    create_group(&azure, &emu, "rg").await;
+    let (emu, azure, recorder) = emulator_with_group("rg").await;
     let rg = format!("{}/resourceGroups/rg", sub(&emu));
     let identity: serde_json::Value = azure
         .arm
@@ -244,39 +210,26 @@ async fn failed_operation_surfaces_its_code_and_message() {
         "{err}"
     );
     assert_eq!(err.exit_status(), aib::exit::ExitStatus::AzureFailure);
-    let progress = recorder.progress.lock().unwrap();
-    let last = progress
-        .iter()
-        .rev()
-        .find(|p| p.0 == path)
-        .map(|p| p.1.clone());
-    assert_eq!(last.as_deref(), Some("Failed"), "{progress:?}");
+    let states = recorder.states_of(&path);
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("Failed"),
+        "{states:?}"
+    );
 }
 
 /// Creates and deletes a gallery with the emulator's galleries answering in `style`, and checks
 /// that the client followed the operation the way that style needs (`polled` is what its polls
 /// look like), honoured every Retry-After, reported progress and got the final resource.
 async fn gallery_lifecycle_in_style(style: LroStyle, polled: fn(&RequestRecord, &str) -> bool) {
-    let emu = emulator().await;
-    let (azure, recorder) = connect_recorded(&settings(&secret_env(&emu)));
-    create_group(&azure, &emu, "rg").await;
+    let (emu, azure, recorder) = emulator_with_group("rg").await;
     let knobs = emu.knobs();
     knobs.set_lro_style(style);
     knobs.set_lro_polls(2);
     knobs.set_lro_retry_after(1);
     emu.clear_requests();
-    let path = format!(
-        "{}/resourceGroups/rg/providers/Microsoft.Compute/galleries/styled",
-        sub(&emu)
-    );
-    let gallery: serde_json::Value = azure
-        .arm
-        .put(
-            &path,
-            &serde_json::json!({"location": "westeurope", "properties": {}}),
-        )
-        .await
-        .expect("gallery created");
+    let path = gallery_id(&emu, "rg", "styled");
+    let gallery = put_gallery(&azure, &path).await.expect("gallery created");
     assert_eq!(
         gallery["properties"]["provisioningState"], "Succeeded",
         "{style}: {gallery}"
@@ -296,14 +249,7 @@ async fn gallery_lifecycle_in_style(style: LroStyle, polled: fn(&RequestRecord, 
         "{style}: the operation was polled as that style needs: {create:?}"
     );
     assert_each_wait_honoured(&create, style);
-    let states: Vec<String> = recorder
-        .progress
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|p| p.0 == path)
-        .map(|p| p.1.clone())
-        .collect();
+    let states = recorder.states_of(&path);
     assert!(states.len() >= 3, "{style}: a report per poll: {states:?}");
     assert_eq!(
         states.last().map(String::as_str),

@@ -172,9 +172,7 @@ async fn non_idempotent_post_is_not_resent_after_an_ambiguous_failure() {
 /// A dropped connection after the request was sent: a GET is retried, a POST is not re-sent.
 #[tokio::test]
 async fn dropped_connections_are_retried_only_when_idempotent() {
-    let emu = emulator().await;
-    let (azure, _) = connect_recorded(&settings(&secret_env(&emu)));
-    create_group(&azure, &emu, "rg").await;
+    let (emu, azure, _) = emulator_with_group("rg").await;
     emu.clear_requests();
     emu.knobs().set_drop_rate(0.5);
     let path = format!("{}/resourcegroups/rg", sub(&emu));

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aib::azure::arm::{ArmOptions, PollOptions, RetryOptions};
+use aib::azure::arm::{ArmError, ArmOptions, PollOptions, RetryOptions};
 use aib::azure::auth::AuthOptions;
 use aib::azure::cloud::CloudOptions;
 use aib::azure::env::{self, Env};
@@ -94,6 +94,19 @@ impl Observer for Recorder {
     }
 }
 
+impl Recorder {
+    /// The operation states reported for `resource`, in order.
+    pub fn states_of(&self, resource: &str) -> Vec<String> {
+        self.progress
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.0 == resource)
+            .map(|p| p.1.clone())
+            .collect()
+    }
+}
+
 /// Connects with a recorder as observer.
 pub fn connect_recorded(settings: &AzureSettings) -> (Azure, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::default());
@@ -123,4 +136,32 @@ pub async fn create_group(azure: &Azure, emu: &Emulator, name: &str) {
         .put(&path, &serde_json::json!({"location": "westeurope"}))
         .await
         .expect("resource group created");
+}
+
+/// An emulator with resource group `group` made through a recording client: where most ARM
+/// tests start.
+pub async fn emulator_with_group(group: &str) -> (Emulator, Azure, Arc<Recorder>) {
+    let emu = emulator().await;
+    let (azure, recorder) = connect_recorded(&settings(&secret_env(&emu)));
+    create_group(&azure, &emu, group).await;
+    (emu, azure, recorder)
+}
+
+/// The id of gallery `name` in resource group `group` of the emulator.
+pub fn gallery_id(emu: &Emulator, group: &str, name: &str) -> String {
+    format!(
+        "{}/resourceGroups/{group}/providers/Microsoft.Compute/galleries/{name}",
+        sub(emu)
+    )
+}
+
+/// Creates the gallery `id` in westeurope: the long-running PUT the operation tests follow.
+pub async fn put_gallery(azure: &Azure, id: &str) -> Result<serde_json::Value, ArmError> {
+    azure
+        .arm
+        .put(
+            id,
+            &serde_json::json!({"location": "westeurope", "properties": {}}),
+        )
+        .await
 }

@@ -24,17 +24,9 @@ async fn two_hour_wait_with_short_tokens_makes_no_401() {
     emu.knobs().set_lro_polls(0);
     emu.knobs().set_lro_duration(Duration::from_secs(2 * 3600));
     emu.knobs().set_lro_retry_after(1);
-    let path = format!(
-        "{}/resourceGroups/rg/providers/Microsoft.Compute/galleries/long",
-        sub(&emu)
-    );
+    let path = gallery_id(&emu, "rg", "long");
     let started = std::time::Instant::now();
-    let gallery: serde_json::Value = azure
-        .arm
-        .put(
-            &path,
-            &serde_json::json!({"location": "westeurope", "properties": {}}),
-        )
+    let gallery = put_gallery(&azure, &path)
         .await
         .expect("the two-hour operation succeeds");
     assert_eq!(gallery["properties"]["provisioningState"], "Succeeded");
