@@ -75,7 +75,7 @@ async fn create(env: &Env, name: &str, body: Value) -> Value {
         aao.contains("/providers/Microsoft.VirtualMachineImages/locations/westeurope/operations/"),
         "{aao}"
     );
-    env.wait_status(&aao, Duration::from_secs(30)).await
+    ended(env, &aao).await
 }
 
 /// Starts a run; returns the Azure-AsyncOperation URL.
@@ -95,6 +95,16 @@ async fn start_run(env: &Env, name: &str) -> String {
 async fn create_and_run(env: &Env, name: &str, body: Value) -> String {
     assert_eq!(create(env, name, body).await["status"], "Succeeded");
     start_run(env, name).await
+}
+
+/// Waits (up to 30 s) for an operation to end; returns its final status body.
+async fn ended(env: &Env, aao: &str) -> Value {
+    env.wait_status(aao, Duration::from_secs(30)).await
+}
+
+/// Starts a run of an existing template and waits for it to end; returns the final status body.
+async fn run_to_end(env: &Env, name: &str) -> Value {
+    ended(env, &start_run(env, name).await).await
 }
 
 /// The staging account's blob endpoint, found as a client would: list the staging group's
@@ -465,10 +475,7 @@ async fn build_runs_through_sub_states_and_publishes_a_version() {
         k.aib = defaults;
     });
     let aao = start_run(&env, "it-good").await;
-    assert_eq!(
-        env.wait_status(&aao, Duration::from_secs(30)).await["status"],
-        "Succeeded"
-    );
+    assert_eq!(ended(&env, &aao).await["status"], "Succeeded");
     let outs = env
         .get(
             &format!("{}/runOutputs", tpl_path(&env, "it-good")),
@@ -675,7 +682,7 @@ async fn inline_exit_code_fails_the_build_with_its_log() {
         "Succeeded"
     );
     let aao = start_run(&env, "it-fail").await;
-    let st = env.wait_status(&aao, Duration::from_secs(30)).await;
+    let st = ended(&env, &aao).await;
     assert_eq!(st["status"], "Failed");
     assert_eq!(st["error"]["code"], "PackerBuildFailed");
     let msg = st["error"]["message"].as_str().unwrap_or("").to_string();
@@ -713,10 +720,7 @@ async fn inline_exit_code_fails_the_build_with_its_log() {
     );
     body["properties"]["distribute"][0]["versioning"] = json!({"scheme": "Latest", "major": 2});
     let aao = create_and_run(&env, "it-ps", body).await;
-    assert_eq!(
-        env.wait_status(&aao, Duration::from_secs(30)).await["status"],
-        "Succeeded"
-    );
+    assert_eq!(ended(&env, &aao).await["status"], "Succeeded");
 }
 
 /// A build longer than buildTimeoutInMinutes fails with the deadline message; a distributor to
@@ -729,7 +733,7 @@ async fn timeout_and_distribution_failures() {
     let mut body = shell_template(&uai, &def, "slow", "sleep 3600");
     body["properties"]["buildTimeoutInMinutes"] = json!(30);
     let aao = create_and_run(&env, "it-slow", body).await;
-    let st = env.wait_status(&aao, Duration::from_secs(30)).await;
+    let st = ended(&env, &aao).await;
     assert_eq!(st["status"], "Failed");
     assert!(
         st["error"]["message"]
@@ -751,9 +755,7 @@ async fn timeout_and_distribution_failures() {
         env.rg_id(RG)
     ));
     assert_eq!(create(&env, "it-nodef", body).await["status"], "Succeeded");
-    let st = env
-        .wait_status(&start_run(&env, "it-nodef").await, Duration::from_secs(30))
-        .await;
+    let st = run_to_end(&env, "it-nodef").await;
     assert_eq!(st["status"], "Failed");
     let t = env.get(&tpl_path(&env, "it-nodef"), AIB_API).await;
     assert_eq!(
@@ -777,26 +779,14 @@ async fn timeout_and_distribution_failures() {
         create(&env, "it-explicit", body).await["status"],
         "Succeeded"
     );
-    assert_eq!(
-        env.wait_status(
-            &start_run(&env, "it-explicit").await,
-            Duration::from_secs(30)
-        )
-        .await["status"],
-        "Succeeded"
-    );
+    assert_eq!(run_to_end(&env, "it-explicit").await["status"], "Succeeded");
     assert_eq!(
         env.get(&format!("{def}/versions/5.0.0"), COMPUTE_API)
             .await
             .status,
         200
     );
-    let st = env
-        .wait_status(
-            &start_run(&env, "it-explicit").await,
-            Duration::from_secs(30),
-        )
-        .await;
+    let st = run_to_end(&env, "it-explicit").await;
     assert_eq!(st["status"], "Failed", "the explicit version exists now");
     assert!(
         st["error"]["message"]
@@ -847,10 +837,7 @@ async fn cancel_a_long_build() {
         env.delete(&tpl_path(&env, "it-long"), AIB_API).await.code(),
         "OperationNotAllowed"
     );
-    assert_eq!(
-        env.wait_status(&cancel_aao, Duration::from_secs(30)).await["status"],
-        "Succeeded"
-    );
+    assert_eq!(ended(&env, &cancel_aao).await["status"], "Succeeded");
     assert_eq!(
         env.wait_status(&run_aao, Duration::from_secs(5)).await["status"],
         "Canceled"
@@ -875,9 +862,7 @@ async fn knobs_force_failures_and_partial_success() {
         "Succeeded"
     );
     env.tune(|k| k.aib.fail_in = Some("Building".into()));
-    let st = env
-        .wait_status(&start_run(&env, "it-knobs").await, Duration::from_secs(30))
-        .await;
+    let st = run_to_end(&env, "it-knobs").await;
     assert_eq!(st["status"], "Failed");
     let t = env.get(&tpl_path(&env, "it-knobs"), AIB_API).await;
     assert_eq!(
@@ -901,10 +886,7 @@ async fn knobs_force_failures_and_partial_success() {
         }
     }
     assert!(errors > 0, "some reads during the run failed");
-    assert_eq!(
-        env.wait_status(&aao, Duration::from_secs(30)).await["status"],
-        "Succeeded"
-    );
+    assert_eq!(ended(&env, &aao).await["status"], "Succeeded");
     let mut t = env.get(&tpl_path(&env, "it-knobs"), AIB_API).await;
     while t.status == 500 {
         t = env.get(&tpl_path(&env, "it-knobs"), AIB_API).await;
@@ -1140,12 +1122,7 @@ async fn identity_permissions_are_enforced() {
         create(&env, "it-norights", template(&uai, &def, json!([]))).await["status"],
         "Succeeded"
     );
-    let st = env
-        .wait_status(
-            &start_run(&env, "it-norights").await,
-            Duration::from_secs(30),
-        )
-        .await;
+    let st = run_to_end(&env, "it-norights").await;
     assert_eq!(st["status"], "Failed");
     assert!(
         st["error"]["message"]
@@ -1223,9 +1200,7 @@ async fn build_vm_is_cleaned_up_unless_error_handling_aborts() {
         body["properties"]["errorHandling"] =
             json!({"onCustomizerError": handling, "onValidationError": "cleanup"});
         assert_eq!(create(&env, name, body).await["status"], "Succeeded");
-        let st = env
-            .wait_status(&start_run(&env, name).await, Duration::from_secs(30))
-            .await;
+        let st = run_to_end(&env, name).await;
         assert_eq!(st["status"], "Failed");
         let t = env.get(&tpl_path(&env, name), AIB_API).await;
         let staging = t.body["properties"]["exactStagingResourceGroup"]
@@ -1412,12 +1387,7 @@ async fn shared_image_version_source_is_resolved() {
         create(&env, "it-from-gallery", body).await["status"],
         "Succeeded"
     );
-    let st = env
-        .wait_status(
-            &start_run(&env, "it-from-gallery").await,
-            Duration::from_secs(30),
-        )
-        .await;
+    let st = run_to_end(&env, "it-from-gallery").await;
     assert_eq!(st["status"], "Succeeded", "{st}");
     let t = env.get(&tpl_path(&env, "it-from-gallery"), AIB_API).await;
     assert_eq!(
@@ -1444,12 +1414,7 @@ async fn shared_image_version_source_is_resolved() {
         create(&env, "it-no-source", body).await["status"],
         "Succeeded"
     );
-    let st = env
-        .wait_status(
-            &start_run(&env, "it-no-source").await,
-            Duration::from_secs(30),
-        )
-        .await;
+    let st = run_to_end(&env, "it-no-source").await;
     assert_eq!(st["status"], "Failed");
     assert_eq!(st["error"]["code"], "BadSharedImageVersionSource");
     let t = env.get(&tpl_path(&env, "it-no-source"), AIB_API).await;
@@ -1469,9 +1434,7 @@ async fn failing_validator_writes_validation_log() {
     body["properties"]["validate"] = json!({"inVMValidations": [
         {"type": "Shell", "name": "check-agent", "inline": ["systemctl is-active agent", "exit 3"]}]});
     assert_eq!(create(&env, "it-vlog", body).await["status"], "Succeeded");
-    let st = env
-        .wait_status(&start_run(&env, "it-vlog").await, Duration::from_secs(30))
-        .await;
+    let st = run_to_end(&env, "it-vlog").await;
     assert_eq!(st["status"], "Failed");
     assert_eq!(st["error"]["code"], "ValidationFailed");
     let msg = st["error"]["message"].as_str().unwrap_or("").to_string();

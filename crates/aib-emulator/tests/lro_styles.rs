@@ -9,22 +9,30 @@ use aib_support::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Sets the style through `POST /_emulator/knobs`, keeping the other knobs.
-async fn set_style(env: &Env, style: &str) {
-    let url = format!("{}_emulator/knobs", env.emu.url());
-    let mut knobs: Value = env
-        .http
-        .get(&url)
+/// The emulator's knobs endpoint, where tests and demos read and change knobs over HTTP.
+fn knobs_url(env: &Env) -> String {
+    format!("{}_emulator/knobs", env.emu.url())
+}
+
+/// The knobs as `GET /_emulator/knobs` serves them.
+async fn served_knobs(env: &Env) -> Value {
+    env.http
+        .get(knobs_url(env))
         .send()
         .await
         .expect("knobs")
         .json()
         .await
-        .expect("json");
+        .expect("json")
+}
+
+/// Sets the style through `POST /_emulator/knobs`, keeping the other knobs.
+async fn set_style(env: &Env, style: &str) {
+    let mut knobs = served_knobs(env).await;
     knobs["lro_style"] = json!(style);
     let r = env
         .http
-        .post(&url)
+        .post(knobs_url(env))
         .json(&knobs)
         .send()
         .await
@@ -61,20 +69,11 @@ async fn delete_by_location(env: &Env, id: &str) {
 #[tokio::test]
 async fn knobs_endpoint_shows_and_checks_the_style() {
     let env = start(false).await;
-    let url = format!("{}_emulator/knobs", env.emu.url());
-    let knobs: Value = env
-        .http
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let knobs = served_knobs(&env).await;
     assert_eq!(knobs["lro_style"], "azure-async-operation");
     let r = env
         .http
-        .post(&url)
+        .post(knobs_url(&env))
         .json(&json!({"lro_style": "carrier-pigeon"}))
         .send()
         .await
@@ -85,15 +84,7 @@ async fn knobs_endpoint_shows_and_checks_the_style() {
         LroStyle::AzureAsyncOperation
     );
     env.emu.knobs().set_lro_style(LroStyle::Location);
-    let knobs: Value = env
-        .http
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let knobs = served_knobs(&env).await;
     assert_eq!(knobs["lro_style"], "location");
 }
 

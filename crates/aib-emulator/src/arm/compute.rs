@@ -138,10 +138,7 @@ fn parent_not_found(kind: &str, name: &str) -> Response {
 pub(crate) async fn handle(ctx: &Ctx<'_>, rg: &str) -> Response {
     let l: Vec<&str> = ctx.lsegs.iter().map(String::as_str).collect();
     let gallery = ctx.segs[7].clone();
-    let gid = format!(
-        "/subscriptions/{}/resourceGroups/{rg}/providers/{TYPE}/{gallery}",
-        ctx.sub()
-    );
+    let gid = ctx.resource_id(rg, TYPE, &gallery);
     match &l[8..] {
         [] => gallery_handler(ctx, rg, &gallery, &gid),
         ["images"] => list_children(ctx, rg, &gid, IMAGE_TYPE, (TYPE, &gallery)),

@@ -142,10 +142,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, rg: &str) -> Response {
     };
     let rtype = format!("{ns}/{typ}");
     let name = ctx.segs[7].clone();
-    let id = format!(
-        "/subscriptions/{}/resourceGroups/{rg}/providers/{rtype}/{name}",
-        ctx.sub()
-    );
+    let id = ctx.resource_id(rg, &rtype, &name);
     let key = id.to_ascii_lowercase();
     let action = match ctx.method {
         Method::GET => "read",

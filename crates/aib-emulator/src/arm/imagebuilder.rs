@@ -322,10 +322,7 @@ fn storage_token(inner: &Inner, principal: &str, client_id: &str, valid_for: Dur
 pub(crate) async fn handle(ctx: &Ctx<'_>, rg: &str) -> Response {
     let l: Vec<&str> = ctx.lsegs.iter().map(String::as_str).collect();
     let name = ctx.segs[7].clone();
-    let id = format!(
-        "/subscriptions/{}/resourceGroups/{rg}/providers/{TYPE}/{name}",
-        ctx.sub()
-    );
+    let id = ctx.resource_id(rg, TYPE, &name);
     match &l[8..] {
         [] => match ctx.method {
             Method::GET => get(ctx, rg, &name, &id),

@@ -69,6 +69,15 @@ impl Ctx<'_> {
         &self.inner.subscription_id
     }
 
+    /// The id of a resource in a group as ARM writes it (`resourceGroups` camel-cased; managed
+    /// identities echo it lower-cased, see `identity`), the one place providers build it.
+    pub(crate) fn resource_id(&self, rg: &str, rtype: &str, name: &str) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{rg}/providers/{rtype}/{name}",
+            self.sub()
+        )
+    }
+
     /// This request's own URL (query re-encoded), for a `Location` that is polled at the
     /// address it was read from while the operation runs.
     pub(crate) fn request_url(&self) -> String {

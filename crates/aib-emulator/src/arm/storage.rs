@@ -177,10 +177,7 @@ fn account_body(
 pub(crate) async fn handle(ctx: &Ctx<'_>, rg: &str) -> Response {
     let n = ctx.segs.len();
     let name = ctx.segs[7].clone();
-    let id = format!(
-        "/subscriptions/{}/resourceGroups/{rg}/providers/{TYPE}/{name}",
-        ctx.sub()
-    );
+    let id = ctx.resource_id(rg, TYPE, &name);
     let l: Vec<&str> = ctx.lsegs.iter().map(String::as_str).collect();
     match &l[8..] {
         [] => account(ctx, rg, &name, &id).await,
