@@ -78,6 +78,11 @@ async fn create(env: &Env, name: &str, body: Value) -> Value {
     ended(env, &aao).await
 }
 
+/// The template's `lastRunStatus` as a client reads it.
+async fn last_run(env: &Env, name: &str) -> Value {
+    env.get(&tpl_path(env, name), AIB_API).await.body["properties"]["lastRunStatus"].clone()
+}
+
 /// Starts a run; returns the Azure-AsyncOperation URL.
 async fn start_run(env: &Env, name: &str) -> String {
     let a = env
@@ -742,9 +747,8 @@ async fn timeout_and_distribution_failures() {
             .contains("context deadline exceeded"),
         "{st}"
     );
-    let t = env.get(&tpl_path(&env, "it-slow"), AIB_API).await;
     assert_eq!(
-        t.body["properties"]["lastRunStatus"]["runSubState"],
+        last_run(&env, "it-slow").await["runSubState"],
         "Customizing"
     );
     env.tune(|k| k.aib.customizer = Duration::from_secs(60));
@@ -757,17 +761,9 @@ async fn timeout_and_distribution_failures() {
     assert_eq!(create(&env, "it-nodef", body).await["status"], "Succeeded");
     let st = run_to_end(&env, "it-nodef").await;
     assert_eq!(st["status"], "Failed");
-    let t = env.get(&tpl_path(&env, "it-nodef"), AIB_API).await;
-    assert_eq!(
-        t.body["properties"]["lastRunStatus"]["runSubState"],
-        "Distributing"
-    );
-    assert!(
-        t.body["properties"]["lastRunStatus"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("missing")
-    );
+    let lrs = last_run(&env, "it-nodef").await;
+    assert_eq!(lrs["runSubState"], "Distributing");
+    assert!(lrs["message"].as_str().unwrap_or("").contains("missing"));
 
     let mut body = template(&uai, &def, json!([]));
     body["properties"]["distribute"][0]["galleryImageId"] = json!(format!("{def}/versions/5.0.0"));
@@ -816,11 +812,7 @@ async fn cancel_a_long_build() {
         .await;
     assert_eq!(c.status, 202, "{}", c.body);
     let cancel_aao = c.header("azure-asyncoperation").expect("aao");
-    let t = env.get(&tpl_path(&env, "it-long"), AIB_API).await;
-    assert_eq!(
-        t.body["properties"]["lastRunStatus"]["runState"],
-        "Canceling"
-    );
+    assert_eq!(last_run(&env, "it-long").await["runState"], "Canceling");
     assert_eq!(
         env.post(&format!("{}/cancel", tpl_path(&env, "it-long")), AIB_API)
             .await
@@ -842,11 +834,7 @@ async fn cancel_a_long_build() {
         env.wait_status(&run_aao, Duration::from_secs(5)).await["status"],
         "Canceled"
     );
-    let t = env.get(&tpl_path(&env, "it-long"), AIB_API).await;
-    assert_eq!(
-        t.body["properties"]["lastRunStatus"]["runState"],
-        "Canceled"
-    );
+    assert_eq!(last_run(&env, "it-long").await["runState"], "Canceled");
     let del = env.delete(&tpl_path(&env, "it-long"), AIB_API).await;
     assert_eq!(del.status, 202);
 }
@@ -864,11 +852,7 @@ async fn knobs_force_failures_and_partial_success() {
     env.tune(|k| k.aib.fail_in = Some("Building".into()));
     let st = run_to_end(&env, "it-knobs").await;
     assert_eq!(st["status"], "Failed");
-    let t = env.get(&tpl_path(&env, "it-knobs"), AIB_API).await;
-    assert_eq!(
-        t.body["properties"]["lastRunStatus"]["runSubState"],
-        "Building"
-    );
+    assert_eq!(last_run(&env, "it-knobs").await["runSubState"], "Building");
 
     env.tune(|k| {
         k.aib.fail_in = None;
@@ -1247,11 +1231,7 @@ async fn stuck_canceling_knob_keeps_the_run_canceling() {
         .await;
     assert_eq!(c.status, 202);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let t = env.get(&tpl_path(&env, "it-stuck"), AIB_API).await;
-    assert_eq!(
-        t.body["properties"]["lastRunStatus"]["runState"],
-        "Canceling"
-    );
+    assert_eq!(last_run(&env, "it-stuck").await["runState"], "Canceling");
     let aao = c.header("azure-asyncoperation").expect("aao");
     let st = env.call_url(reqwest::Method::GET, &aao, None).await;
     assert_eq!(st.body["status"], "InProgress");
@@ -1417,9 +1397,8 @@ async fn shared_image_version_source_is_resolved() {
     let st = run_to_end(&env, "it-no-source").await;
     assert_eq!(st["status"], "Failed");
     assert_eq!(st["error"]["code"], "BadSharedImageVersionSource");
-    let t = env.get(&tpl_path(&env, "it-no-source"), AIB_API).await;
     assert_eq!(
-        t.body["properties"]["lastRunStatus"]["runSubState"],
+        last_run(&env, "it-no-source").await["runSubState"],
         "Building"
     );
 }
