@@ -83,6 +83,15 @@ async fn last_run(env: &Env, name: &str) -> Value {
     env.get(&tpl_path(env, name), AIB_API).await.body["properties"]["lastRunStatus"].clone()
 }
 
+/// `GET .../runOutputs{rest}` of a template: the list (`rest` empty) or one output (`/{name}`).
+async fn run_outputs(env: &Env, name: &str, rest: &str) -> Answer {
+    env.get(
+        &format!("{}/runOutputs{rest}", tpl_path(env, name)),
+        AIB_API,
+    )
+    .await
+}
+
 /// Starts a run; returns the Azure-AsyncOperation URL.
 async fn start_run(env: &Env, name: &str) -> String {
     let a = env
@@ -405,12 +414,7 @@ async fn build_runs_through_sub_states_and_publishes_a_version() {
     let st = env.wait_status(&aao, Duration::from_secs(5)).await;
     assert_eq!(st["status"], "Succeeded");
 
-    let outs = env
-        .get(
-            &format!("{}/runOutputs", tpl_path(&env, "it-good")),
-            AIB_API,
-        )
-        .await;
+    let outs = run_outputs(&env, "it-good", "").await;
     assert_eq!(outs.status, 200);
     let out = &outs.body["value"][0];
     assert_eq!(out["name"], "ubuntu-2204");
@@ -423,12 +427,7 @@ async fn build_runs_through_sub_states_and_publishes_a_version() {
         format!("{def}/versions/1.0.0"),
         "versioning Latest with major 1 and no versions"
     );
-    let one = env
-        .get(
-            &format!("{}/runOutputs/ubuntu-2204", tpl_path(&env, "it-good")),
-            AIB_API,
-        )
-        .await;
+    let one = run_outputs(&env, "it-good", "/ubuntu-2204").await;
     assert_eq!(one.body["properties"]["artifactId"], version_id.as_str());
     let v = env
         .get(
@@ -481,12 +480,7 @@ async fn build_runs_through_sub_states_and_publishes_a_version() {
     });
     let aao = start_run(&env, "it-good").await;
     assert_eq!(ended(&env, &aao).await["status"], "Succeeded");
-    let outs = env
-        .get(
-            &format!("{}/runOutputs", tpl_path(&env, "it-good")),
-            AIB_API,
-        )
-        .await;
+    let outs = run_outputs(&env, "it-good", "").await;
     assert_eq!(
         outs.body["value"][0]["properties"]["artifactId"],
         format!("{def}/versions/1.0.1")
@@ -1055,12 +1049,7 @@ async fn auto_run_and_other_distributors() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let outs = env
-        .get(
-            &format!("{}/runOutputs", tpl_path(&env, "it-auto")),
-            AIB_API,
-        )
-        .await;
+    let outs = run_outputs(&env, "it-auto", "").await;
     let mut all: Vec<Value> = outs.body["value"].as_array().cloned().unwrap_or_default();
     let mut next = outs.body["nextLink"].as_str().map(str::to_string);
     while let Some(link) = next {
@@ -1309,24 +1298,14 @@ async fn optimize_and_validate_phases() {
     let (seen, state) = watch(&env, "it-badcheck").await;
     assert_eq!(state, "Failed");
     assert_eq!(seen.last().map(String::as_str), Some("Validating"));
-    let outs = env
-        .get(
-            &format!("{}/runOutputs", tpl_path(&env, "it-badcheck")),
-            AIB_API,
-        )
-        .await;
+    let outs = run_outputs(&env, "it-badcheck", "").await;
     assert_eq!(outs.body["value"], json!([]), "nothing distributed");
 
     body["properties"]["validate"]["continueDistributeOnFailure"] = json!(true);
     create_and_run(&env, "it-badcheck-go", body).await;
     let (_, state) = watch(&env, "it-badcheck-go").await;
     assert_eq!(state, "Failed", "validation failure fails the run");
-    let outs = env
-        .get(
-            &format!("{}/runOutputs", tpl_path(&env, "it-badcheck-go")),
-            AIB_API,
-        )
-        .await;
+    let outs = run_outputs(&env, "it-badcheck-go", "").await;
     assert!(
         outs.body["value"][0]["properties"]["artifactId"]
             .as_str()
@@ -1375,12 +1354,7 @@ async fn shared_image_version_source_is_resolved() {
         format!("{base}/versions/1.1.0"),
         "2.0.0 is excluded from latest"
     );
-    let outs = env
-        .get(
-            &format!("{}/runOutputs", tpl_path(&env, "it-from-gallery")),
-            AIB_API,
-        )
-        .await;
+    let outs = run_outputs(&env, "it-from-gallery", "").await;
     assert_eq!(
         outs.body["value"][0]["properties"]["artifactId"],
         format!("{def}/versions/1.1.0"),

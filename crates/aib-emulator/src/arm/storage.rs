@@ -377,14 +377,26 @@ async fn account(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
     }
 }
 
+/// The start of a call on an existing account (list keys, list containers): 405 for any method
+/// but `method`, 404 while the account is missing or still being created, then the caller's
+/// permission for `action` on it; both calls refuse in this order. `at` is (group, name, id).
+#[allow(clippy::result_large_err)]
+fn admit_account_call(
+    ctx: &Ctx<'_>,
+    (rg, name, id): (&str, &str, &str),
+    method: Method,
+    action: &str,
+) -> Result<(), Response> {
+    if ctx.method != method {
+        return Err(super::method_not_allowed(ctx));
+    }
+    existing_account(ctx, rg, name, id)?;
+    rbac::authorize(ctx, action, id)
+}
+
 fn list_keys(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
-    if ctx.method != Method::POST {
-        return super::method_not_allowed(ctx);
-    }
-    if let Err(r) = existing_account(ctx, rg, name, id) {
-        return r;
-    }
-    if let Err(r) = rbac::authorize(ctx, &format!("{TYPE}/listKeys/action"), id) {
+    let action = format!("{TYPE}/listKeys/action");
+    if let Err(r) = admit_account_call(ctx, (rg, name, id), Method::POST, &action) {
         return r;
     }
     let w = ctx.inner.lock();
@@ -405,13 +417,8 @@ fn list_keys(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
 }
 
 fn list_containers(ctx: &Ctx<'_>, rg: &str, name: &str, id: &str) -> Response {
-    if ctx.method != Method::GET {
-        return super::method_not_allowed(ctx);
-    }
-    if let Err(r) = existing_account(ctx, rg, name, id) {
-        return r;
-    }
-    if let Err(r) = rbac::authorize(ctx, &format!("{CONTAINER_TYPE}/read"), id) {
+    let action = format!("{CONTAINER_TYPE}/read");
+    if let Err(r) = admit_account_call(ctx, (rg, name, id), Method::GET, &action) {
         return r;
     }
     let prefix = format!(
