@@ -183,16 +183,13 @@ async fn the_text_plan_lists_creates_then_all_unchanged() {
     );
     assert!(first.stderr.contains("Plan: "), "{}", first.stderr);
     let second = deploy_infra(&params, &[], ci_env(&emu)).await;
-    assert_eq!(second.code, Some(0), "{}", second.all());
-    assert!(
-        second.stderr.contains("Plan: 0 to create, 0 to update, "),
-        "{}",
-        second.stderr
-    );
-    assert!(
-        second.stderr.contains("= unchanged gallery gal_aib_local"),
-        "{}",
-        second.stderr
+    assert_run(
+        &second,
+        0,
+        &[
+            "Plan: 0 to create, 0 to update, ",
+            "= unchanged gallery gal_aib_local",
+        ],
     );
 }
 
@@ -254,17 +251,13 @@ async fn what_if_prints_the_plan_and_sends_no_write() {
     let emu = emulator().await;
     let params = Params::local(&[]);
     let run = deploy_infra(&params, &["--what-if"], ci_env(&emu)).await;
-    assert_eq!(run.code, Some(0), "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("+ create    managed identity id-aib-local"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("--what-if: nothing was changed."),
-        "{}",
-        run.stderr
+    assert_run(
+        &run,
+        0,
+        &[
+            "+ create    managed identity id-aib-local",
+            "--what-if: nothing was changed.",
+        ],
     );
     let log = emu.requests();
     assert_eq!(writes(&log), Vec::<String>::new());
@@ -359,7 +352,7 @@ async fn throttling_and_server_errors_are_ridden_out() {
     emu.clear_requests();
     let again = deploy_infra(&params, &[], ci_env(&emu)).await;
     assert_eq!(again.code, Some(0), "{}", again.all());
-    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+    assert_nothing_written(&emu);
 }
 
 /// A staging resource group named in the file is created empty in the same region, and the
@@ -386,7 +379,7 @@ async fn a_given_staging_group_is_created_with_contributor_for_the_identity() {
     emu.clear_requests();
     let again = deploy_infra(&params, &[], ci_env(&emu)).await;
     assert_eq!(again.code, Some(0), "{}", again.all());
-    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+    assert_nothing_written(&emu);
 }
 
 /// On GitHub Actions the outputs go to `$GITHUB_OUTPUT` and the plan and result to the job
@@ -464,12 +457,7 @@ async fn ctrl_c_stops_between_operations_and_a_rerun_finishes() {
         .expect("kill runs");
     assert!(killed.success());
     let run = finish(child).await;
-    assert_eq!(run.code, Some(130), "{}", run.all());
-    assert!(
-        run.stderr.contains("interrupted: applied"),
-        "{}",
-        run.stderr
-    );
+    assert_run(&run, 130, &["interrupted: applied"]);
     assert!(
         run.stderr.contains("not applied")
             && run.stderr.contains("image definition ubuntu-2204-agent"),

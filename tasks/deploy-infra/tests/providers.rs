@@ -82,20 +82,15 @@ async fn a_principal_that_may_not_register_is_told_before_any_change() {
 
     let params = Params::local(&[]);
     let run = deploy_infra(&params, &[], client_env(&emu, client, secret)).await;
-    assert_eq!(run.code, Some(1), "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("'Microsoft.VirtualMachineImages/register/action'"),
-        "{}",
-        run.stderr
+    assert_run(
+        &run,
+        1,
+        &[
+            "'Microsoft.VirtualMachineImages/register/action'",
+            "az provider register --namespace Microsoft.VirtualMachineImages",
+        ],
     );
-    assert!(
-        run.stderr
-            .contains("az provider register --namespace Microsoft.VirtualMachineImages"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+    assert_nothing_written(&emu);
     assert_eq!(write_posts(&emu.requests()), Vec::<String>::new());
     assert_eq!(
         registration_state(&emu, "Microsoft.VirtualMachineImages").await,

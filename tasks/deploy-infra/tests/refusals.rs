@@ -11,19 +11,15 @@ async fn a_taken_storage_account_name_stops_before_anything_is_created() {
     // "teststorage" is one of the emulator's names owned by another customer.
     let params = Params::local(&[("staibscriptslocal", "teststorage")]);
     let run = deploy_infra(&params, &[], ci_env(&emu)).await;
-    assert_eq!(run.code, Some(1), "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("storage account name 'teststorage' is not available"),
-        "{}",
-        run.stderr
+    assert_run(
+        &run,
+        1,
+        &[
+            "storage account name 'teststorage' is not available",
+            "Choose another storageAccountName",
+        ],
     );
-    assert!(
-        run.stderr.contains("Choose another storageAccountName"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+    assert_nothing_written(&emu);
 }
 
 /// An existing image definition with another osType is an error naming the property and both
@@ -57,19 +53,15 @@ async fn a_definition_with_another_os_type_is_refused_and_kept() {
 
     let params = Params::local(&[]);
     let run = deploy_infra(&params, &[], ci_env(&emu)).await;
-    assert_eq!(run.code, Some(1), "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("osType is 'Windows' in Azure, 'Linux' in the parameter file"),
-        "{}",
-        run.stderr
+    assert_run(
+        &run,
+        1,
+        &[
+            "osType is 'Windows' in Azure, 'Linux' in the parameter file",
+            "aib never deletes a definition",
+        ],
     );
-    assert!(
-        run.stderr.contains("aib never deletes a definition"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+    assert_nothing_written(&emu);
     assert_eq!(get(&emu, &image).await["properties"]["osType"], "Windows");
 }
 
@@ -80,27 +72,19 @@ async fn a_principal_that_may_not_assign_roles_is_told_before_any_change() {
     let emu = emulator().await;
     let client = "0b6f3c9e-8c1a-4d6e-9a57-3b1f2c4d5e6f";
     let secret = "test-secret-deploy-infra";
-    let oid = emu.add_client(client, secret);
-    let sub = format!("/subscriptions/{}", emu.subscription_id());
-    emu.grant(&oid, "b24988ac-6180-42a0-ab88-20f7382dd24c", &sub);
+    let env = contributor_env(&emu, client, secret);
     let params = Params::local(&[]);
-    let run = deploy_infra(&params, &[], client_env(&emu, client, secret)).await;
-    assert_eq!(run.code, Some(1), "{}", run.all());
-    assert!(run.stderr.contains("lacks permissions"), "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("'Microsoft.Authorization/roleAssignments/write'"),
-        "{}",
-        run.stderr
+    let run = deploy_infra(&params, &[], env).await;
+    assert_run(
+        &run,
+        1,
+        &[
+            "lacks permissions",
+            "'Microsoft.Authorization/roleAssignments/write'",
+            "Role Based Access Control Administrator, User Access Administrator or Owner",
+        ],
     );
-    assert!(
-        run.stderr.contains(
-            "Role Based Access Control Administrator, User Access Administrator or Owner"
-        ),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+    assert_nothing_written(&emu);
     assert!(!run.all().contains(secret));
 }
 
@@ -120,14 +104,14 @@ async fn a_group_in_another_region_is_a_conflict_not_a_move() {
     emu.clear_requests();
     let params = Params::local(&[]);
     let run = deploy_infra(&params, &[], ci_env(&emu)).await;
-    assert_eq!(run.code, Some(1), "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("resource group 'rg-aib-local' is in 'northeurope', the parameter file says 'westeurope'"),
-        "{}",
-        run.stderr
+    assert_run(
+        &run,
+        1,
+        &[
+            "resource group 'rg-aib-local' is in 'northeurope', the parameter file says 'westeurope'",
+        ],
     );
-    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+    assert_nothing_written(&emu);
 }
 
 /// With `--what-if`, missing permissions are a warning next to the plan, and the exit is 0.
@@ -136,18 +120,16 @@ async fn what_if_warns_about_missing_permissions_and_succeeds() {
     let emu = emulator().await;
     let client = "5d0c7a1e-2b3f-4c5d-8e9f-0a1b2c3d4e5f";
     let secret = "test-secret-what-if";
-    let oid = emu.add_client(client, secret);
-    let sub = format!("/subscriptions/{}", emu.subscription_id());
-    emu.grant(&oid, "b24988ac-6180-42a0-ab88-20f7382dd24c", &sub);
+    let env = contributor_env(&emu, client, secret);
     let params = Params::local(&[]);
-    let run = deploy_infra(&params, &["--what-if"], client_env(&emu, client, secret)).await;
-    assert_eq!(run.code, Some(0), "{}", run.all());
-    assert!(run.stderr.contains("lacks permissions"), "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("'Microsoft.Authorization/roleDefinitions/write'"),
-        "{}",
-        run.stderr
+    let run = deploy_infra(&params, &["--what-if"], env).await;
+    assert_run(
+        &run,
+        0,
+        &[
+            "lacks permissions",
+            "'Microsoft.Authorization/roleDefinitions/write'",
+        ],
     );
-    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+    assert_nothing_written(&emu);
 }

@@ -183,3 +183,26 @@ pub async fn finish(child: std::process::Child) -> Run {
         .expect("output read");
     Run::from(output)
 }
+
+/// Asserts the run ended with `code` and that its stderr says each of `said`, showing the
+/// streams when not: every test checks what a person reading the log is told.
+pub fn assert_run(run: &Run, code: i32, said: &[&str]) {
+    assert_eq!(run.code, Some(code), "{}", run.all());
+    for text in said {
+        assert!(run.stderr.contains(text), "no {text:?} in:\n{}", run.stderr);
+    }
+}
+
+/// Asserts the emulator saw no request that writes: the run stopped before changing anything.
+pub fn assert_nothing_written(emu: &Emulator) {
+    assert_eq!(writes(&emu.requests()), Vec::<String>::new());
+}
+
+/// Adds the client `client` holding Contributor on the whole subscription (it may create
+/// resources but not assign roles) and returns a CI job's environment signed in as it.
+pub fn contributor_env(emu: &Emulator, client: &str, secret: &str) -> Vec<(String, String)> {
+    let oid = emu.add_client(client, secret);
+    let sub = format!("/subscriptions/{}", emu.subscription_id());
+    emu.grant(&oid, "b24988ac-6180-42a0-ab88-20f7382dd24c", &sub);
+    client_env(emu, client, secret)
+}
