@@ -84,14 +84,7 @@ async fn location_polling_is_followed_until_the_group_is_gone() {
         "{polls:?}"
     );
     assert_polls_spaced(&polls);
-    assert!(
-        azure
-            .arm
-            .get_optional::<serde_json::Value>(&path)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(is_gone(&azure, &path).await);
     assert!(!recorder.progress.lock().unwrap().is_empty());
     // Deleting what is already gone is fine.
     azure.arm.delete(&path).await.expect("idempotent delete");

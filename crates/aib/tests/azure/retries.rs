@@ -102,14 +102,7 @@ async fn terminal_client_errors_are_not_retried() {
     );
     assert_eq!(requests_to(&emu, "/resourcegroups/missing").len(), 1);
     assert_eq!(err.exit_status(), ExitStatus::AzureFailure);
-    assert!(
-        azure
-            .arm
-            .get_optional::<serde_json::Value>(&path)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(is_gone(&azure, &path).await);
 }
 
 /// When throttling never stops, the deadline ends the retries with an error that says so.

@@ -165,3 +165,13 @@ pub async fn put_gallery(azure: &Azure, id: &str) -> Result<serde_json::Value, A
         )
         .await
 }
+
+/// Whether ARM answers 404 for `path`: what a finished delete, or a refused create, leaves.
+pub async fn is_gone(azure: &Azure, path: &str) -> bool {
+    azure
+        .arm
+        .get_optional::<serde_json::Value>(path)
+        .await
+        .expect("the read is answered")
+        .is_none()
+}
