@@ -15,14 +15,25 @@ async fn arm_accepts(azure: &aib::azure::Azure, emu: &aib_emulator::Emulator) {
     assert!(groups.is_empty(), "{groups:?}");
 }
 
+/// Detects the credential `env` describes, checks it is `kind`, connects with it and proves
+/// ARM accepts its token: where every credential test starts.
+async fn connect_as(
+    emu: &aib_emulator::Emulator,
+    env: &env::Env,
+    kind: AuthKind,
+) -> (aib::azure::Azure, std::sync::Arc<Recorder>) {
+    let s = settings(env);
+    assert_eq!(s.auth.kind, kind);
+    let (azure, recorder) = connect_recorded(&s);
+    arm_accepts(&azure, emu).await;
+    (azure, recorder)
+}
+
 /// A client secret from the environment gets a token and ARM accepts it.
 #[tokio::test]
 async fn secret_credential_gets_an_arm_token() {
     let emu = emulator().await;
-    let s = settings(&secret_env(&emu));
-    assert_eq!(s.auth.kind, AuthKind::Secret);
-    let (azure, recorder) = connect_recorded(&s);
-    arm_accepts(&azure, &emu).await;
+    let (_, recorder) = connect_as(&emu, &secret_env(&emu), AuthKind::Secret).await;
     let secrets = recorder.secrets.lock().unwrap();
     assert!(
         secrets.iter().any(|v| v == emu.client_secret()),
@@ -41,10 +52,7 @@ async fn github_oidc_fetches_a_fresh_id_token_for_every_exchange() {
     e.set(env::AZURE_TENANT_ID, emu.tenant_id());
     e.set(env::ACTIONS_ID_TOKEN_REQUEST_URL, url);
     e.set(env::ACTIONS_ID_TOKEN_REQUEST_TOKEN, token.clone());
-    let s = settings(&e);
-    assert_eq!(s.auth.kind, AuthKind::GithubOidc);
-    let (azure, recorder) = connect_recorded(&s);
-    arm_accepts(&azure, &emu).await;
+    let (azure, recorder) = connect_as(&emu, &e, AuthKind::GithubOidc).await;
     azure
         .tokens
         .token(aib::azure::cloud::STORAGE_SCOPE)
@@ -88,10 +96,7 @@ async fn azure_pipelines_oidc_gets_an_arm_token() {
     );
     e.set(env::SYSTEM_OIDCREQUESTURI, uri);
     e.set(env::SYSTEM_ACCESSTOKEN, access_token);
-    let s = settings(&e);
-    assert_eq!(s.auth.kind, AuthKind::AdoOidc);
-    let (azure, _) = connect_recorded(&s);
-    arm_accepts(&azure, &emu).await;
+    connect_as(&emu, &e, AuthKind::AdoOidc).await;
     let oidc = requests_to(&emu, "/_oidc/pipelines");
     assert_eq!(oidc.len(), 1, "{oidc:?}");
     assert_eq!(oidc[0].method, "POST");
@@ -130,10 +135,7 @@ async fn federated_token_file_gets_an_arm_token() {
     e.set(env::AZURE_CLIENT_ID, emu.client_id());
     e.set(env::AZURE_TENANT_ID, emu.tenant_id());
     e.set(env::AZURE_FEDERATED_TOKEN_FILE, file.display().to_string());
-    let s = settings(&e);
-    assert_eq!(s.auth.kind, AuthKind::FederatedFile);
-    let (azure, _) = connect_recorded(&s);
-    arm_accepts(&azure, &emu).await;
+    connect_as(&emu, &e, AuthKind::FederatedFile).await;
 }
 
 /// Managed identity through IDENTITY_ENDPOINT/IDENTITY_HEADER gets a token ARM accepts.
@@ -144,10 +146,7 @@ async fn managed_identity_endpoint_gets_an_arm_token() {
     let mut e = base_env(&emu);
     e.set(env::IDENTITY_ENDPOINT, endpoint);
     e.set(env::IDENTITY_HEADER, header.clone());
-    let s = settings(&e);
-    assert_eq!(s.auth.kind, AuthKind::ManagedIdentity);
-    let (azure, recorder) = connect_recorded(&s);
-    arm_accepts(&azure, &emu).await;
+    let (_, recorder) = connect_as(&emu, &e, AuthKind::ManagedIdentity).await;
     let msi = requests_to(&emu, "/_msi/token");
     assert_eq!(msi.len(), 1, "{msi:?}");
     assert!(
@@ -209,10 +208,7 @@ async fn azure_cli_runs_az_from_the_given_path() {
     std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut e = base_env(&emu);
     e.set(env::PATH, format!("{}:/usr/bin:/bin", dir.path().display()));
-    let s = settings(&e);
-    assert_eq!(s.auth.kind, AuthKind::AzureCli);
-    let (azure, _) = connect_recorded(&s);
-    arm_accepts(&azure, &emu).await;
+    connect_as(&emu, &e, AuthKind::AzureCli).await;
     let calls = std::fs::read_to_string(&log).unwrap();
     assert_eq!(calls.lines().count(), 1, "{calls}");
     assert!(
