@@ -237,6 +237,9 @@ impl Reporter for Recorder {
     fn progress_finish(&self, _id: ProgressId, message: &str) {
         self.push(format!("finish-progress {message}"));
     }
+    fn percent(&self, _id: ProgressId, percent: u8, text: &str) {
+        self.push(format!("percent {percent} {text}"));
+    }
     fn annotate(&self, annotation: &Annotation) {
         self.push(format!("{:?} {}", annotation.level, annotation.message));
     }

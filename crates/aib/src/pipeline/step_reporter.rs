@@ -61,6 +61,10 @@ impl Reporter for StepReporter {
         self.inner.progress_finish(id, message);
     }
 
+    fn percent(&self, id: ProgressId, percent: u8, text: &str) {
+        self.inner.percent(id, percent, text);
+    }
+
     fn annotate(&self, annotation: &Annotation) {
         self.inner.annotate(annotation);
     }
@@ -87,5 +91,30 @@ impl Reporter for StepReporter {
 
     fn finish(&self) -> Result<(), ReportError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{AzurePipelines, Capture};
+
+    /// Inside `aib run`, a build wait's percentage still reaches Azure Pipelines' task progress,
+    /// while the step's own start/end lines are the pipeline's to print.
+    #[test]
+    fn percent_reaches_the_run_reporter_and_step_lines_do_not() {
+        let out = Capture::new();
+        let inner: Arc<dyn Reporter> = Arc::new(AzurePipelines::new(out.writer(), None));
+        let step = StepReporter::new(inner);
+        step.step_start("wait-for-build");
+        let id = step.progress_start("Waiting for the build", Unit::Items);
+        step.percent(id, 40, "Customizing");
+        step.step_end("wait-for-build", StepStatus::Succeeded);
+        let text = out.text();
+        assert!(
+            text.contains("##vso[task.setprogress value=40;]Customizing"),
+            "{text}"
+        );
+        assert!(!text.contains("wait-for-build"), "{text}");
     }
 }

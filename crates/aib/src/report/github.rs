@@ -149,6 +149,9 @@ impl Reporter for GitHub {
         lock(&self.state).progress_finish(id, message);
     }
 
+    /// GitHub Actions has no progress indicator for a step; the status lines carry the wait.
+    fn percent(&self, _id: ProgressId, _percent: u8, _text: &str) {}
+
     fn annotate(&self, a: &Annotation) {
         let mut st = lock(&self.state);
         let file = a.file.as_deref().map(|f| st.masker.mask(f).into_owned());

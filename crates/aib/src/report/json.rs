@@ -118,6 +118,8 @@ impl Reporter for Json {
 
     fn status(&self, _id: ProgressId, _text: &str) {}
 
+    fn percent(&self, _id: ProgressId, _percent: u8, _text: &str) {}
+
     fn progress_finish(&self, _id: ProgressId, _message: &str) {}
 
     fn annotate(&self, a: &Annotation) {

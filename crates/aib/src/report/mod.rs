@@ -104,10 +104,9 @@ pub trait Reporter: Send + Sync {
     /// How far a long wait of unknown length has come, as a whole percentage estimated by the
     /// step (an image build by its phase), with what it is doing. Only Azure Pipelines has a
     /// place for it (`##vso[task.setprogress]`, shown on the task); the other backends show
-    /// waits through [`Reporter::status`] and ignore it.
-    fn percent(&self, id: ProgressId, percent: u8, text: &str) {
-        let _ = (id, percent, text);
-    }
+    /// waits through [`Reporter::status`] and ignore it. No default: a wrapper that forgot to
+    /// pass it on would silently drop the percentage (as `aib run`'s step reporter once did).
+    fn percent(&self, id: ProgressId, percent: u8, text: &str);
 
     /// A problem or remark, tied to a file position when one is known.
     fn annotate(&self, annotation: &Annotation);

@@ -247,6 +247,9 @@ impl Reporter for Terminal {
         }
     }
 
+    /// A terminal shows a wait through its status line; the percentage is Azure Pipelines'.
+    fn percent(&self, _id: ProgressId, _percent: u8, _text: &str) {}
+
     fn progress_finish(&self, id: ProgressId, message: &str) {
         let mut st = lock(&self.state);
         if let (Some(multi), Some(entry)) = (&self.multi, st.bars.remove(&id)) {
