@@ -1032,6 +1032,8 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     fn local(name: &str, md5: u8, size: u64) -> LocalFile {
         LocalFile {
             name: name.into(),
@@ -1110,31 +1112,24 @@ mod tests {
     /// Small files and shell scripts are hashed while planning; a large one only stamped (and
     /// opened, so an unreadable one is still found before any request).
     #[test]
-    fn planning_hashes_small_files_and_defers_large_ones() {
-        let dir = tempfile::tempdir().unwrap();
+    fn planning_hashes_small_files_and_defers_large_ones() -> TestResult {
+        let dir = tempfile::tempdir()?;
         let small = dir.path().join("s.bin");
-        std::fs::write(&small, vec![1u8; 100]).unwrap();
+        std::fs::write(&small, vec![1u8; 100])?;
         let big = dir.path().join("b.bin");
-        std::fs::write(&big, vec![2u8; 1000]).unwrap();
+        std::fs::write(&big, vec![2u8; 1000])?;
         let big_sh = dir.path().join("b.sh");
-        std::fs::write(&big_sh, vec![b'x'; 1000]).unwrap();
-        assert!(
-            prepare("s.bin".into(), small, 500)
-                .unwrap()
-                .hashes
-                .is_some()
-        );
-        let deferred = prepare("b.bin".into(), big.clone(), 500).unwrap();
+        std::fs::write(&big_sh, vec![b'x'; 1000])?;
+        assert!(prepare("s.bin".into(), small, 500)?.hashes.is_some());
+        let deferred = prepare("b.bin".into(), big.clone(), 500)?;
         assert!(deferred.hashes.is_none());
-        assert_eq!(deferred.stamp, FileStamp::of(&big).unwrap());
-        assert!(
-            prepare("b.sh".into(), big_sh, 500)
-                .unwrap()
-                .hashes
-                .is_some()
-        );
-        let missing = prepare("m.bin".into(), dir.path().join("m.bin"), 500).unwrap_err();
+        assert_eq!(deferred.stamp, FileStamp::of(&big)?);
+        assert!(prepare("b.sh".into(), big_sh, 500)?.hashes.is_some());
+        let missing = prepare("m.bin".into(), dir.path().join("m.bin"), 500)
+            .err()
+            .ok_or("a missing file is an error")?;
         assert_eq!(missing.exit_status(), ExitStatus::BadInput);
+        Ok(())
     }
 
     /// Names that Azure would change or refuse are found before any upload.
@@ -1150,56 +1145,60 @@ mod tests {
 
     /// CRLF is found in `.sh` files, also across buffer boundaries, and hashes are standard.
     #[test]
-    fn hashing_finds_crlf_in_shell_scripts_only() {
-        let dir = tempfile::tempdir().unwrap();
+    fn hashing_finds_crlf_in_shell_scripts_only() -> TestResult {
+        let dir = tempfile::tempdir()?;
         let sh = dir.path().join("a.sh");
         let mut content = vec![b'x'; 256 * 1024 - 1];
         content.extend_from_slice(b"\r\nend");
-        std::fs::write(&sh, &content).unwrap();
-        let f = hash_file("a.sh".into(), sh).unwrap();
+        std::fs::write(&sh, &content)?;
+        let f = hash_file("a.sh".into(), sh)?;
         assert!(f.crlf_shell);
         assert_eq!(f.size, content.len() as u64);
         let ps1 = dir.path().join("a.ps1");
-        std::fs::write(&ps1, b"abc\r\n").unwrap();
-        assert!(!hash_file("a.ps1".into(), ps1).unwrap().crlf_shell);
+        std::fs::write(&ps1, b"abc\r\n")?;
+        assert!(!hash_file("a.ps1".into(), ps1)?.crlf_shell);
         let lf = dir.path().join("b.sh");
-        std::fs::write(&lf, b"abc").unwrap();
-        let f = hash_file("b.sh".into(), lf).unwrap();
+        std::fs::write(&lf, b"abc")?;
+        let f = hash_file("b.sh".into(), lf)?;
         assert!(!f.crlf_shell);
-        let h = f.hashes.unwrap();
+        let h = f.hashes.ok_or("a small file is hashed")?;
         assert_eq!(hex(&h.md5), "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(
             hex(&h.sha256),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        Ok(())
     }
 
     /// The folder scan keeps relative paths with `/`, refuses symlinks out of the folder, and
     /// a missing or empty folder is an error.
     #[test]
-    fn scan_keeps_relative_names_and_refuses_escaping_symlinks() {
-        let dir = tempfile::tempdir().unwrap();
+    fn scan_keeps_relative_names_and_refuses_escaping_symlinks() -> TestResult {
+        let dir = tempfile::tempdir()?;
         let root = dir.path().join("up");
-        std::fs::create_dir_all(root.join("lib/deep")).unwrap();
-        std::fs::write(root.join("b.sh"), "b").unwrap();
-        std::fs::write(root.join("lib/deep/c.ps1"), "c").unwrap();
-        std::os::unix::fs::symlink(root.join("b.sh"), root.join("lib/link.sh")).unwrap();
-        let names: Vec<String> = scan(&root).unwrap().into_iter().map(|(n, _)| n).collect();
+        std::fs::create_dir_all(root.join("lib/deep"))?;
+        std::fs::write(root.join("b.sh"), "b")?;
+        std::fs::write(root.join("lib/deep/c.ps1"), "c")?;
+        std::os::unix::fs::symlink(root.join("b.sh"), root.join("lib/link.sh"))?;
+        let names: Vec<String> = scan(&root)?.into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["b.sh", "lib/deep/c.ps1", "lib/link.sh"]);
 
-        std::fs::write(dir.path().join("secret.txt"), "s").unwrap();
-        std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("out.txt")).unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "s")?;
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("out.txt"))?;
         assert!(matches!(
             scan(&root),
             Err(UploadError::SymlinkOutside { .. })
         ));
 
         let empty = dir.path().join("empty");
-        std::fs::create_dir(&empty).unwrap();
+        std::fs::create_dir(&empty)?;
         assert!(matches!(scan(&empty), Err(UploadError::FolderEmpty(_))));
-        let missing = scan(&dir.path().join("nope")).unwrap_err();
+        let missing = scan(&dir.path().join("nope"))
+            .err()
+            .ok_or("a missing folder is an error")?;
         assert!(matches!(missing, UploadError::FolderMissing(_)));
         assert_eq!(missing.exit_status(), ExitStatus::BadInput);
+        Ok(())
     }
 
     /// Content types follow the extension, case-insensitively.

@@ -408,6 +408,8 @@ mod tests {
     use super::*;
     use futures::AsyncReadExt as _;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     async fn read_all(stream: &mut HashingFileStream) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 1000];
@@ -422,31 +424,32 @@ mod tests {
 
     /// Each clone reads the whole file from the start, and the hashes are those of its bytes.
     #[tokio::test]
-    async fn every_try_reads_and_hashes_the_whole_file() {
-        let dir = tempfile::tempdir().unwrap();
+    async fn every_try_reads_and_hashes_the_whole_file() -> TestResult {
+        let dir = tempfile::tempdir()?;
         let path = dir.path().join("f.bin");
         let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &content).unwrap();
-        let original = HashingFileStream::new(&path, FileStamp::of(&path).unwrap());
+        std::fs::write(&path, &content)?;
+        let original = HashingFileStream::new(&path, FileStamp::of(&path)?);
         let mut first = original.clone();
-        assert_eq!(read_all(&mut first).await.unwrap(), content);
+        assert_eq!(read_all(&mut first).await?, content);
         let mut second = original.clone();
-        assert_eq!(read_all(&mut second).await.unwrap(), content);
-        let (expected, size) = hash_path(&path).unwrap();
+        assert_eq!(read_all(&mut second).await?, content);
+        let (expected, size) = hash_path(&path)?;
         assert_eq!(size, 10_000);
         assert_eq!(original.shared().sha256(), Some(expected.sha256));
         assert_eq!(original.shared().sent(), 10_000);
+        Ok(())
     }
 
     /// A file that grew or was rewritten since it was planned fails on its last read, before
     /// the final bytes are returned, and no further try is allowed.
     #[tokio::test]
-    async fn a_changed_file_fails_before_its_last_chunk() {
-        let dir = tempfile::tempdir().unwrap();
+    async fn a_changed_file_fails_before_its_last_chunk() -> TestResult {
+        let dir = tempfile::tempdir()?;
         let path = dir.path().join("f.bin");
-        std::fs::write(&path, vec![1u8; 5000]).unwrap();
-        let stamp = FileStamp::of(&path).unwrap();
-        std::fs::write(&path, vec![2u8; 5001]).unwrap();
+        std::fs::write(&path, vec![1u8; 5000])?;
+        let stamp = FileStamp::of(&path)?;
+        std::fs::write(&path, vec![2u8; 5001])?;
         let mut original = HashingFileStream::new(&path, stamp);
         let mut attempt = original.clone();
         let mut returned = 0;
@@ -462,5 +465,6 @@ mod tests {
         assert!(original.shared().changed());
         assert!(original.shared().sha256().is_none());
         assert!(original.reset().await.is_err());
+        Ok(())
     }
 }
