@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from upload import machine, write_section  # noqa: E402  (shared with the upload benchmark)
+from results import load_average, publish  # noqa: E402  (shared by every benchmark)
 
 STEPS = ["remove-templates", "deploy-infra", "upload-scripts", "trigger-build", "wait-for-build"]
 MIB = 1024 * 1024
@@ -51,8 +51,8 @@ def main() -> None:
         sys.exit("bench size: no .vsix in the package folder")
     vsix_size = vsix.stat().st_size
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    load = " ".join(open("/proc/loadavg").read().split()[:3])
-    body = "\n".join([
+    load = load_average()
+    body = publish(args.out, "size", [
         "## Shipped sizes (`scripts/bench size`)",
         "",
         f"Run {now}: `scripts/package` (the `dist` profile: opt-level \"s\", fat LTO, one codegen",
@@ -74,12 +74,7 @@ def main() -> None:
         f"{largest / MIB:.2f} MiB | {'**met**' if largest <= 6 * MIB else '**missed**'} |",
         f"| .vsix ≤ 50 MiB with Linux x64, Linux arm64, Windows x64 | {vsix_size / MIB:.2f} MiB | "
         f"{'**met**' if vsix_size <= 50 * MIB else '**missed**'} |",
-        "",
-        "### Machine",
-        "",
-        *machine(load, " ".join(open("/proc/loadavg").read().split()[:3])),
-    ])
-    write_section(args.out, "size", body)
+    ], load)
     print(body)
 
 

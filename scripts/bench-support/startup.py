@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from upload import machine, write_section  # noqa: E402  (shared with the upload benchmark)
+from results import INTERLEAVED, load_average, publish  # noqa: E402  (shared by every benchmark)
 
 STEPS = ["deploy-infra", "upload-scripts", "trigger-build", "wait-for-build", "remove-templates"]
 CLOUD = "AibEmulator"
@@ -137,7 +137,7 @@ def main() -> None:
     p.add_argument("--root", type=Path, required=True)
     args = p.parse_args()
 
-    load_before = " ".join(open("/proc/loadavg").read().split()[:3])
+    load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="aib-bench-startup-"))
     path_env = f"{args.azurite_bin}:{os.environ.get('PATH', '')}"
     emulator = Emulator(args.emulator, work, path_env)
@@ -240,7 +240,6 @@ def main() -> None:
                         if measure_first:
                             times.setdefault(("first request", name), []).append(
                                 first_request_after(emu, spawned))
-        load_after = " ".join(open("/proc/loadavg").read().split()[:3])
         az_cli = json.loads(subprocess.run([str(args.az), "version", "-o", "json"], env=az_env,
                                            capture_output=True, text=True).stdout)["azure-cli"]
     finally:
@@ -273,7 +272,7 @@ def main() -> None:
     firsts = [med[("first request", s)] for s in STEPS]
     slowest_first = max(firsts)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = "\n".join([
+    body = publish(args.out, "startup", [
         "## Cold start (`scripts/bench startup`)",
         "",
         f"Run {now}, {args.rounds} interleaved rounds after one warm-up round: each round runs",
@@ -307,12 +306,7 @@ def main() -> None:
         f"| (no target) a read-only call | `az group show` {az_g * 1000:.0f} ms vs our what-if runs "
         f"{min(med[('read-only run', s)] for s in STEPS) * 1000:.0f}–"
         f"{max(med[('read-only run', s)] for s in STEPS) * 1000:.0f} ms | |",
-        "",
-        "### Machine",
-        "",
-        *machine(load_before, load_after),
-    ])
-    write_section(args.out, "startup", body)
+    ], load_before, INTERLEAVED)
     print(body)
 
 

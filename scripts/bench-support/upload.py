@@ -23,7 +23,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -35,6 +34,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from results import INTERLEAVED, load_average, publish
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's documented development key: public, the same on every machine.
@@ -427,29 +428,6 @@ class Bench:
         one_round("count", counting=True)
 
 
-def sh(cmd: str) -> str:
-    return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.rstrip()
-
-
-def machine(load_before: str, load_after: str) -> list[str]:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor() or "unknown",
-    )
-    return [
-        f"- CPU: {cpu}; `nproc` = {os.cpu_count() and sh('nproc')}",
-        "- Memory (`free -h`):",
-        "",
-        "  ```",
-        *("  " + line for line in sh("free -h").splitlines()),
-        "  ```",
-        f"- OS: {sh('. /etc/os-release && echo $PRETTY_NAME')}, kernel {platform.release()}",
-        f"- Load average (1/5/15 min) before: {load_before}; after: {load_after} (the benchmark",
-        "  itself keeps the cores busy; the contenders are interleaved run by run, so any other",
-        "  load falls on all of them alike).",
-    ]
-
-
 def az_version(az: Path) -> str:
     try:
         out = subprocess.run([str(az), "version", "-o", "json"], capture_output=True, text=True, timeout=120)
@@ -548,27 +526,6 @@ def verdicts(results: dict[tuple[str, str], Result],
     ]
 
 
-HEADER = """# Benchmarks
-
-Written by `scripts/bench` (run it again rather than editing a section by hand; each
-benchmark rewrites only its own section). Performance is measured here, not in timed tests.
-"""
-
-
-def write_section(out: Path, name: str, body: str) -> None:
-    """Replaces this benchmark's section of the results file, keeping the others."""
-    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    block = f"{start}\n{body.rstrip()}\n{end}\n"
-    text = out.read_text() if out.exists() else HEADER
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        after = rest.split(end, 1)[1].lstrip("\n")
-        text = before + block + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    out.write_text(text)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--upload-scripts", type=Path, required=True)
@@ -590,7 +547,7 @@ def main() -> None:
         args.dry = True
 
     work = Path(tempfile.mkdtemp(prefix="aib-bench-upload-"))
-    load_before = sh("cut -d' ' -f1-3 /proc/loadavg")
+    load_before = load_average()
     started = dt.datetime.now(dt.timezone.utc)
     print(f"bench: workloads in {work}", flush=True)
     small, big = make_workloads(work)
@@ -607,7 +564,6 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         return
-    load_after = sh("cut -d' ' -f1-3 /proc/loadavg")
 
     lines = [
         "## upload-scripts (`scripts/bench upload`)",
@@ -665,13 +621,8 @@ def main() -> None:
         "### Contenders",
         "",
         *versions(args),
-        "",
-        "### Machine",
-        "",
-        *machine(load_before, load_after),
-        "",
     ]
-    write_section(args.out, "upload", "\n".join(lines))
+    publish(args.out, "upload", lines, load_before, INTERLEAVED)
     print(f"bench: wrote {args.out}")
     if args.keep:
         print(f"bench: kept {work}")
