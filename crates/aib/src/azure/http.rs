@@ -91,6 +91,13 @@ pub fn default_client() -> reqwest::Client {
 
 /// Builds the shared client. Call once and clone (clones share the connection pool).
 pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client, HttpError> {
+    client_builder(options)?.build().map_err(HttpError::Build)
+}
+
+/// What every client of ours starts from: ring, our user agent, the connect timeout and the
+/// CA bundle of `SSL_CERT_FILE`. A client for another service (GitHub's API) adds its own
+/// headers and timeouts to it, and so trusts exactly what the Azure calls trust.
+pub fn client_builder(options: &HttpOptions) -> Result<reqwest::ClientBuilder, HttpError> {
     install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
@@ -118,7 +125,7 @@ pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client, HttpError>
         // fails under Wine and on locked-down hosts.
         builder = builder.tls_certs_only(certs);
     }
-    builder.build().map_err(HttpError::Build)
+    Ok(builder)
 }
 
 /// The same client as an azure_core transport, so azure_identity credentials and

@@ -9,6 +9,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::model::*;
+use crate::report::error_chain;
 
 /// The readable facts of one valid parameter file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -442,17 +443,6 @@ impl Validation {
 /// Escapes a table cell: a `|` would end it, a newline would end the row.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl fmt::Display for FileOutcome {

@@ -27,9 +27,11 @@ use url::Url;
 use super::{ApiError, GitHubError};
 use crate::azure::arm::retry::{next_wait, retry_after};
 use crate::azure::env::Env;
-use crate::azure::http::USER_AGENT;
+use crate::azure::http::{HttpError, HttpOptions, client_builder};
 use crate::pipeline::Step;
-use crate::report::{Annotation, Level, ProgressId, ReportError, Reporter, StepStatus, Unit};
+use crate::report::{
+    Annotation, Level, ProgressId, ReportError, Reporter, StepStatus, Unit, error_chain,
+};
 use crate::secret::Secret;
 
 /// Token the deployments are written with: the job's `GITHUB_TOKEN` (needs `deployments: write`).
@@ -71,6 +73,9 @@ pub struct DeploymentConfig {
     pub log_url: Option<String>,
     /// Azure portal root.
     pub portal_url: String,
+    /// TLS settings (`SSL_CERT_FILE`'s bundle), the same as the Azure calls': a GitHub
+    /// Enterprise Server behind a corporate CA is trusted the way ARM behind it is.
+    pub http: HttpOptions,
 }
 
 impl DeploymentConfig {
@@ -107,6 +112,7 @@ impl DeploymentConfig {
                 .get(AIB_PORTAL_URL)
                 .unwrap_or("https://portal.azure.com")
                 .to_owned(),
+            http: HttpOptions::from_env(env),
         })
     }
 }
@@ -287,14 +293,13 @@ impl Deployments {
             HeaderValue::from_static(API_VERSION),
         );
         headers.insert(AUTHORIZATION, auth);
-        crate::azure::http::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
+        let http = client_builder(&config.http)
+            .map_err(|e| setup(ApiError::Client(e)))?
             .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|e| setup(ApiError::Client(e)))?;
+            .map_err(|e| setup(ApiError::Client(HttpError::Build(e))))?;
         Ok(Deployments {
             http,
             deployments_url,
@@ -696,16 +701,6 @@ fn work(config: DeploymentConfig, rx: Receiver<Event>, reporter: &dyn Reporter) 
             }
         }
     });
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

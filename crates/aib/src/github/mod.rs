@@ -70,9 +70,9 @@ pub enum ApiError {
     /// A success answer without what the call creates (a deployment's `id`).
     #[error("unexpected answer")]
     BadAnswer(#[source] serde_json::Error),
-    /// reqwest refused the client configuration.
+    /// The client could not be built (an unreadable `SSL_CERT_FILE`, a refused configuration).
     #[error("cannot build the HTTP client")]
-    Client(#[source] reqwest::Error),
+    Client(#[source] crate::azure::http::HttpError),
     /// The token has characters an HTTP header cannot carry.
     #[error("the token is not a valid HTTP header value")]
     BadToken,

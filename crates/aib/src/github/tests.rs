@@ -717,6 +717,26 @@ async fn github_retry_honours_retry_after_and_stops_at_the_attempt_limit() {
     assert_eq!(outage.calls().len(), 4);
 }
 
+/// The GitHub client trusts `SSL_CERT_FILE`'s bundle as the Azure calls do: an unreadable
+/// bundle is an error that names it, not a quiet fall-back to the platform's roots.
+#[test]
+fn github_client_takes_the_ca_bundle_of_ssl_cert_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("corporate-ca.pem");
+    let mut env = runner_env("https://ghes.example/api/v3/");
+    env.set("SSL_CERT_FILE", missing.to_string_lossy());
+    let config = DeploymentConfig::from_env(&env).expect("config");
+    assert_eq!(config.http.ca_file.as_deref(), Some(missing.as_path()));
+    let err = Deployments::new(config)
+        .err()
+        .expect("an unreadable bundle is refused");
+    let chain = crate::report::error_chain(&err);
+    assert!(
+        chain.contains("corporate-ca.pem") && chain.contains("SSL_CERT_FILE"),
+        "{chain}"
+    );
+}
+
 /// `GITHUB_API_URL` must be an http(s) URL; GHES' `/api/v3` root keeps its path.
 #[tokio::test(flavor = "multi_thread")]
 async fn github_api_url_must_be_http_and_keeps_its_path() {

@@ -32,6 +32,19 @@ pub fn error_text(error: &dyn Error, hint: Option<&str>) -> String {
     text
 }
 
+/// The error and its causes on one line, `a: b: c`: for a warning or a table cell, where the
+/// `Caused by:` lines of [`error_text`] do not fit.
+pub fn error_chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Reports `error` (with its causes and `hint`) as one error annotation.
 pub fn report_error(reporter: &dyn Reporter, error: &dyn Error, hint: Option<&str>) {
     reporter.annotate(&Annotation::error(error_text(error, hint)));

@@ -58,7 +58,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use azure::AzurePipelines;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{error_text, report_error};
+pub use error::{error_chain, error_text, report_error};
 pub use github::{GitHub, GitHubFiles};
 pub use json::Json;
 pub use mask::{MASK, Masker};
